@@ -1,0 +1,3 @@
+from qtrace_cli.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""Turn node targets and arguments into JSON values and short text.
+
+Arguments keep their structure (lists, dicts, numbers, strings). A reference to
+another node becomes ``"%name"``, as ``Graph.print_tabular`` writes it; values
+JSON cannot hold (slices, dtypes, non-finite floats, ...) become their text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from qtrace_cli.naming import qualified_name
+
+
+def format_target(node: torch.fx.Node) -> str:
+    """The node's target as text: a qualified function name or a module path."""
+    target = node.target
+    if isinstance(target, str):
+        return target
+    return qualified_name(target)
+
+
+def encode_argument(value: Any) -> Any:
+    """A JSON value standing for one node argument."""
+    if isinstance(value, torch.fx.Node):
+        return f"%{value.name}"
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [encode_argument(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): encode_argument(item) for key, item in value.items()}
+    if isinstance(value, slice):
+        parts = (value.start, value.stop, value.step)
+        return "slice(" + ", ".join(_text(part) for part in parts) + ")"
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, torch.fx.Node):
+        return f"%{value.name}"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return qualified_name(value)
+    try:
+        return repr(value)
+    except Exception:  # a user object whose __repr__ raises
+        return f"<{qualified_name(type(value))}>"
+
+
+def argument_text(value: Any) -> str:
+    """Short text for an encoded argument, as the tables show it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "(" + ", ".join(argument_text(item) for item in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {argument_text(v)}" for k, v in value.items()) + "}"
+    return repr(value)

@@ -1,0 +1,279 @@
+"""The ``qtrace`` command line: parse flags, call the core, hand results on.
+
+torch is imported only inside commands, so ``qtrace --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+
+from qtrace_cli.errors import QtraceError, UsageError
+
+app = typer.Typer(
+    name="qtrace",
+    help="See how torch's FX quantization tracer sees your model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+T = TypeVar("T")
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    dot = "dot"
+
+
+class Op(str, Enum):
+    placeholder = "placeholder"
+    get_attr = "get_attr"
+    call_function = "call_function"
+    call_method = "call_method"
+    call_module = "call_module"
+    output = "output"
+
+
+class Stack(str, Enum):
+    user = "user"
+    full = "full"
+    none = "none"
+
+
+SkipNames = Annotated[
+    list[str],
+    typer.Option(
+        "--skip-name",
+        metavar="NAME",
+        help="Skip (keep as a leaf) the module at this qualified path; globs such "
+        "as 'layers.*.attn' are expanded. Repeatable.",
+    ),
+]
+SkipClasses = Annotated[
+    list[str],
+    typer.Option(
+        "--skip-class",
+        metavar="CLASS",
+        help="Skip every module of this class: pkg.mod:Cls, pkg.mod.Cls or a bare "
+        "class name used in the model. Repeatable.",
+    ),
+]
+Init = Annotated[
+    str | None,
+    typer.Option(
+        "--init",
+        metavar="JSON",
+        help="Constructor or factory arguments: a JSON array (positional) or "
+        "object (keyword).",
+    ),
+]
+Train = Annotated[
+    bool,
+    typer.Option(
+        "--train", help="Trace in training mode, as prepare_qat_fx does (default: eval)."
+    ),
+]
+ConcreteArgs = Annotated[
+    list[str],
+    typer.Option(
+        "--concrete-arg",
+        metavar="NAME=JSON",
+        help="Pin a non-tensor forward argument, e.g. augment=false. Repeatable.",
+    ),
+]
+ShowTraceback = Annotated[
+    bool,
+    typer.Option("--traceback", help="Print Python tracebacks (for bug reports)."),
+]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"qtrace: error: {message}\n")
+    raise typer.Exit(code)
+
+
+def _guarded(show_traceback: bool, body: Callable[[], int]) -> NoReturn:
+    """Run a command body and turn every outcome into an exit code."""
+    try:
+        code = body()
+        sys.stdout.flush()
+    except QtraceError as err:
+        if show_traceback:
+            traceback.print_exc()
+        _fail(str(err), err.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("qtrace: interrupted\n")
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # The reader went away (qtrace show ... | head): end quietly, and keep
+        # Python from complaining while it flushes stdout on the way out.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
+    except typer.Exit:
+        raise
+    except Exception as err:
+        if show_traceback:
+            traceback.print_exc()
+            raise typer.Exit(1) from None
+        _fail(
+            f"internal error: {type(err).__name__}: {err}. This is a qtrace bug; "
+            "rerun with --traceback and report the output.",
+            1,
+        )
+    raise typer.Exit(code)
+
+
+def _quiet_torch_import() -> None:
+    # torch warns on import when NumPy is missing; qtrace never needs NumPy.
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+
+
+def _sections(values: list[str]) -> tuple[str, ...]:
+    from qtrace_cli.render.view import SECTIONS
+
+    if not values:
+        return SECTIONS
+    chosen = ["summary"]
+    for value in values:
+        for part in value.split(","):
+            name = part.strip()
+            if name not in SECTIONS:
+                raise UsageError(
+                    f"--section {name!r} is not a section; choose from "
+                    + ", ".join(SECTIONS)
+                    + "."
+                )
+            if name not in chosen:
+                chosen.append(name)
+    if len(chosen) > 1 and not any(v.strip() == "summary" for v in values):
+        chosen.remove("summary")
+    return tuple(chosen)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="Log what qtrace does (-vv for more)."
+        ),
+    ] = 0,
+) -> None:
+    """See how torch's FX quantization tracer sees your model."""
+    if verbose:
+        import logging
+
+        from qtrace_cli.render.logs import attach_stderr_handler
+
+        attach_stderr_handler(logging.INFO if verbose == 1 else logging.DEBUG)
+
+
+@app.command()
+def show(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="pkg.module:Model or path/to/file.py:Model (a class, factory or "
+            "instance; dotted attributes work)."
+        ),
+    ],
+    skip_name: SkipNames = [],  # noqa: B006 - typer reads the default
+    skip_class: SkipClasses = [],  # noqa: B006
+    init: Init = None,
+    train: Train = False,
+    concrete_arg: ConcreteArgs = [],  # noqa: B006
+    section: Annotated[
+        list[str],
+        typer.Option(
+            "--section",
+            metavar="NAME",
+            help="Tables to show: summary, graph, leaves, scopes (repeatable or "
+            "comma-separated; default all).",
+        ),
+    ] = [],  # noqa: B006
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope", metavar="PREFIX", help="Keep nodes and modules under this path."
+        ),
+    ] = None,
+    op: Annotated[
+        Op | None, typer.Option("--op", help="Keep nodes of this opcode only.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.table,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", metavar="FILE", help="Write the output here."),
+    ] = None,
+    stack: Annotated[
+        Stack,
+        typer.Option(
+            "--stack",
+            help="Source frames per node: the innermost user frame, every user "
+            "frame, or none.",
+        ),
+    ] = Stack.user,
+    show_traceback: ShowTraceback = False,
+) -> None:
+    """Trace TARGET and print the graph, the leaf decisions and the scopes."""
+
+    def body() -> int:
+        from qtrace_cli.output_file import check_writable
+
+        sections = _sections(section)
+        if output is not None:
+            check_writable(output)
+        _quiet_torch_import()
+
+        from qtrace_cli.locations import StackMode
+        from qtrace_cli.pipeline import TraceRequest, run_trace
+        from qtrace_cli.render.console import print_failure, print_warnings, render
+
+        outcome = run_trace(
+            TraceRequest(
+                target=target,
+                skip_names=skip_name,
+                skip_classes=skip_class,
+                init=init,
+                train=train,
+                concrete_args=concrete_arg,
+                stack=StackMode(stack.value),
+            )
+        )
+        print_warnings(outcome.warnings)
+        render(
+            outcome.report,
+            output_format.value,
+            sections=sections,
+            scope=scope,
+            op=op.value if op else None,
+            output=output,
+        )
+        if not outcome.report.ok:
+            print_failure(outcome.report)
+            return 1
+        return 0
+
+    _guarded(show_traceback, body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="qtrace")
+
+
+__all__ = ["app", "main"]

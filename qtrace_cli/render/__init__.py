@@ -1,0 +1,1 @@
+"""Renderers: one class per output format, all reading a `Report`."""

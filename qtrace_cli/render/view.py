@@ -1,0 +1,43 @@
+"""What part of a report to show: sections and node / module filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qtrace_cli.report import ModuleInfo, NodeInfo, Report
+
+SECTIONS = ("summary", "graph", "leaves", "scopes")
+
+
+@dataclass(frozen=True)
+class View:
+    """Sections to show and the filters that narrow them."""
+
+    sections: tuple[str, ...] = SECTIONS
+    scope: str | None = None
+    """Keep nodes whose scope, and modules whose path, lie in this subtree."""
+    op: str | None = None
+    """Keep nodes of this opcode only."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def nodes(self, report: Report) -> list[NodeInfo]:
+        """The report's nodes that pass the filters."""
+        return [
+            node
+            for node in report.nodes
+            if (self.op is None or node.op == self.op)
+            and (self.scope is None or in_subtree(node.scope.path, self.scope))
+        ]
+
+    def modules(self, report: Report) -> list[ModuleInfo]:
+        """The report's modules that lie in the ``scope`` subtree."""
+        if self.scope is None:
+            return report.modules
+        return [m for m in report.modules if in_subtree(m.path, self.scope)]
+
+
+def in_subtree(path: str, prefix: str) -> bool:
+    """Whether module ``path`` is ``prefix`` or lies below it ("" is the root)."""
+    if not prefix:
+        return True
+    return path == prefix or path.startswith(prefix + ".")

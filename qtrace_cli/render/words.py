@@ -1,0 +1,60 @@
+"""Decisions and reasons in words, as the tables print them."""
+
+from __future__ import annotations
+
+from qtrace_cli.naming import short_name
+from qtrace_cli.report import Location, ModuleInfo
+
+
+def reason_words(module: ModuleInfo, reason: str) -> str:
+    """One clause of the leaf rule, as the user would recognise it."""
+    if reason == "torch-module":
+        if module.type.startswith("torch.ao.nn"):
+            return "torch.ao.nn module"
+        return "torch.nn module"
+    if reason == "skip-name":
+        return f"--skip-name {module.path}"
+    if reason == "skip-class":
+        return f"--skip-class {short_name(module.type)}"
+    if reason == "fused":
+        return "fused module"
+    return reason
+
+
+def decision_words(module: ModuleInfo, leaf_ancestor: str | None) -> str:
+    """Why the module got its decision, in a few words."""
+    if module.decision == "root":
+        return "the model itself"
+    if module.decision == "traced":
+        return "traced through"
+    if module.decision == "leaf":
+        if not module.reasons:
+            return "leaf (rule not recognised)"
+        return "; ".join(reason_words(module, reason) for reason in module.reasons)
+    if module.decision == "inside-leaf":
+        return f"inside leaf {leaf_ancestor}" if leaf_ancestor else "inside a leaf"
+    if module.decision == "container":
+        return "container; its children were called"
+    return "never called"
+
+
+def leaf_ancestors(modules: list[ModuleInfo]) -> dict[str, str]:
+    """For each inside-leaf module, the path of the leaf that hides it."""
+    decision = {m.path: m.decision for m in modules}
+    found: dict[str, str] = {}
+    for module in modules:
+        if module.decision != "inside-leaf":
+            continue
+        parent = module.path.rpartition(".")[0]
+        if decision.get(parent) == "leaf":
+            found[module.path] = parent
+        elif parent in found:
+            found[module.path] = found[parent]
+    return found
+
+
+def location_words(location: Location | None) -> str:
+    """``file:line  code`` for a source location, or an empty string."""
+    if location is None:
+        return ""
+    return f"{location.file}:{location.line}  {location.code}".rstrip()

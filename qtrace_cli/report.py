@@ -1,0 +1,202 @@
+"""The report of one trace: typed data that every renderer reads.
+
+`Report.to_dict` gives the ``qtrace.report/1`` JSON document and
+`Report.from_dict` reads one back (for baselines and ``diff``). Nothing here
+imports torch, so saved reports can be read without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from qtrace_cli.errors import UsageError
+
+SCHEMA = "qtrace.report/1"
+
+DECISIONS = ("root", "traced", "leaf", "inside-leaf", "container", "not-called")
+OPS = ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A line of source code that created a node."""
+
+    file: str
+    """Path relative to the current directory where possible."""
+    line: int
+    function: str
+    code: str
+    """The source line, stripped; empty when the file cannot be read."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The tracer's ``node_name_to_scope`` entry of a node."""
+
+    path: str
+    type: str | None
+
+
+@dataclass(frozen=True)
+class StackEntry:
+    """One level of a node's ``nn_module_stack``."""
+
+    key: str
+    """torch's key: the module path, with ``@N`` for its N-th repeated call."""
+    path: str
+    type: str
+
+
+@dataclass
+class NodeInfo:
+    """One node of the traced graph."""
+
+    index: int
+    name: str
+    op: str
+    target: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    users: list[str]
+    scope: Scope
+    module_stack: list[StackEntry]
+    location: Location | None
+    stack: list[Location] = field(default_factory=list)
+    """Every user frame, outermost first; filled only with ``--stack full``."""
+
+
+@dataclass
+class ModuleInfo:
+    """The tracer's decision about one submodule."""
+
+    path: str
+    type: str
+    decision: str
+    """One of `DECISIONS`."""
+    reasons: list[str]
+    """Clauses of the leaf rule that held, in the tracer's order."""
+    calls: int
+
+
+@dataclass
+class TraceFailure:
+    """Why a trace stopped, and the skip that would get past it."""
+
+    type: str
+    message: str
+    module_path: str | None
+    """Innermost module being traced through; "" for the root's forward."""
+    location: Location | None
+    suggestion: str | None
+    """A flag that would skip the failing module, or None when none can."""
+
+
+@dataclass
+class Summary:
+    nodes: int
+    ops: dict[str, int]
+    leaf_modules: int
+    traced_modules: int
+    """Modules traced through, not counting the root."""
+    trace_seconds: float
+
+
+@dataclass
+class Report:
+    """Everything one trace showed about a model."""
+
+    target: str
+    model_class: str
+    torch_version: str
+    tracer: str
+    mode: str
+    skip_names: list[str]
+    skip_classes: list[str]
+    ok: bool
+    error: TraceFailure | None
+    nodes: list[NodeInfo]
+    modules: list[ModuleInfo]
+    summary: Summary
+    concrete_args: dict[str, Any] = field(default_factory=dict)
+    stack_mode: str = "user"
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``qtrace.report/1`` document, ready for ``json.dumps``."""
+        data = asdict(self)
+        ordered = {"schema": data.pop("schema")}
+        ordered.update(data)
+        return ordered
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "report") -> Report:
+        """Read a document written by `to_dict`.
+
+        Raises:
+            UsageError: when the data is not a ``qtrace.report/1`` document.
+        """
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            found = data.get("schema") if isinstance(data, dict) else None
+            raise UsageError(
+                f"{source} is not a qtrace report (expected schema {SCHEMA!r}, "
+                f"found {found!r}); write one with qtrace show TARGET --format json "
+                "-o FILE."
+            )
+        try:
+            return _report_from_dict(data)
+        except (KeyError, TypeError, ValueError) as err:
+            raise UsageError(
+                f"{source} is a damaged qtrace report ({type(err).__name__}: {err}); "
+                "write it again with qtrace show TARGET --format json -o FILE."
+            ) from None
+
+
+def _location(data: Any) -> Location | None:
+    return None if data is None else Location(**data)
+
+
+def _report_from_dict(data: dict[str, Any]) -> Report:
+    nodes = [
+        NodeInfo(
+            index=n["index"],
+            name=n["name"],
+            op=n["op"],
+            target=n["target"],
+            args=list(n["args"]),
+            kwargs=dict(n["kwargs"]),
+            users=list(n["users"]),
+            scope=Scope(**n["scope"]),
+            module_stack=[StackEntry(**e) for e in n["module_stack"]],
+            location=_location(n.get("location")),
+            stack=[Location(**loc) for loc in n.get("stack", [])],
+        )
+        for n in data["nodes"]
+    ]
+    modules = [ModuleInfo(**m) for m in data["modules"]]
+    error = data.get("error")
+    failure = None
+    if error is not None:
+        failure = TraceFailure(
+            type=error["type"],
+            message=error["message"],
+            module_path=error["module_path"],
+            location=_location(error.get("location")),
+            suggestion=error.get("suggestion"),
+        )
+    return Report(
+        target=data["target"],
+        model_class=data["model_class"],
+        torch_version=data["torch_version"],
+        tracer=data["tracer"],
+        mode=data["mode"],
+        skip_names=list(data["skip_names"]),
+        skip_classes=list(data["skip_classes"]),
+        ok=bool(data["ok"]),
+        error=failure,
+        nodes=nodes,
+        modules=modules,
+        summary=Summary(**data["summary"]),
+        concrete_args=dict(data.get("concrete_args", {})),
+        stack_mode=data.get("stack_mode", "user"),
+    )
