@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import torch
+from torch.fx.node import _get_qualified_name as _fx_qualified_name
 
 from qtrace_cli.naming import qualified_name
 
@@ -20,7 +21,13 @@ def format_target(node: torch.fx.Node) -> str:
     target = node.target
     if isinstance(target, str):
         return target
-    return qualified_name(target)
+    try:
+        # The name torch.fx itself prints and generates code with.
+        name = str(_fx_qualified_name(target))
+    except Exception:  # a target torch cannot name, such as an unnamed lambda
+        return qualified_name(target)
+    # torch.fx names the operator module by its C name; users know "operator".
+    return "operator." + name[10:] if name.startswith("_operator.") else name
 
 
 def encode_argument(value: Any) -> Any:
@@ -59,5 +66,7 @@ def argument_text(value: Any) -> str:
     if isinstance(value, list):
         return "(" + ", ".join(argument_text(item) for item in value) + ")"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {argument_text(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{k}: {argument_text(v)}" for k, v in value.items()) + "}"
+        )
     return repr(value)

@@ -81,7 +81,8 @@ Init = Annotated[
 Train = Annotated[
     bool,
     typer.Option(
-        "--train", help="Trace in training mode, as prepare_qat_fx does (default: eval)."
+        "--train",
+        help="Trace in training mode, as prepare_qat_fx does (default: eval).",
     ),
 ]
 ConcreteArgs = Annotated[
@@ -227,6 +228,14 @@ def show(
             "frame, or none.",
         ),
     ] = Stack.user,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--width",
+            min=40,
+            help="Table width in columns (default: the terminal's, COLUMNS, or 100).",
+        ),
+    ] = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
     """Trace TARGET and print the graph, the leaf decisions and the scopes."""
@@ -262,6 +271,7 @@ def show(
             scope=scope,
             op=op.value if op else None,
             output=output,
+            width=width,
         )
         if not outcome.report.ok:
             print_failure(outcome.report)

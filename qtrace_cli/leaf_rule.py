@@ -22,7 +22,8 @@ def _fused_base() -> type | None:
         from torch.ao.nn.intrinsic import _FusedModule
     except ImportError:
         return None
-    return _FusedModule
+    fused: type = _FusedModule
+    return fused
 
 
 _FUSED_BASE = _fused_base()

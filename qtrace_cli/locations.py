@@ -133,7 +133,9 @@ class Locator:
         while tb is not None:
             code = tb.tb_frame.f_code
             if self.frames.is_user(code.co_filename):
-                best = self.frames.location(code.co_filename, tb.tb_lineno, code.co_name)
+                best = self.frames.location(
+                    code.co_filename, tb.tb_lineno, code.co_name
+                )
             tb = tb.tb_next
         return best
 

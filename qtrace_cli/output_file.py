@@ -27,8 +27,7 @@ def check_writable(path: Path, flag: str = "-o") -> None:
         )
     if not os.access(folder, os.W_OK):
         raise UsageError(
-            f"{flag} {path}: the folder {folder} is not writable; write somewhere "
-            "else."
+            f"{flag} {path}: the folder {folder} is not writable; write somewhere else."
         )
 
 
@@ -51,4 +50,3 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
-

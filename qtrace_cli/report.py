@@ -15,7 +15,14 @@ from qtrace_cli.errors import UsageError
 SCHEMA = "qtrace.report/1"
 
 DECISIONS = ("root", "traced", "leaf", "inside-leaf", "container", "not-called")
-OPS = ("placeholder", "get_attr", "call_function", "call_method", "call_module", "output")
+OPS = (
+    "placeholder",
+    "get_attr",
+    "call_function",
+    "call_method",
+    "call_module",
+    "output",
+)
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,9 @@ def resolve_class(spec: str, model_types: list[type]) -> type:
     )
 
 
-def _import_class(spec: str, module_name: str, attr: str, model_types: list[type]) -> type:
+def _import_class(
+    spec: str, module_name: str, attr: str, model_types: list[type]
+) -> type:
     obj: object
     try:
         obj = importlib.import_module(module_name)

@@ -107,7 +107,7 @@ def parse_init(text: str | None) -> InitArgs:
     except json.JSONDecodeError as err:
         raise UsageError(
             f"--init {text!r} is not valid JSON ({err.msg} at column {err.colno}); "
-            'pass an array for positional arguments (--init \'[10, 3]\') or an '
+            "pass an array for positional arguments (--init '[10, 3]') or an "
             "object for keyword arguments (--init '{\"depth\": 2}')."
         ) from None
     if isinstance(value, list):
@@ -220,7 +220,6 @@ def _import_failure(spec: TargetSpec, err: BaseException) -> LoadError:
     )
 
 
-
 def _get_attr(module: ModuleType, spec: TargetSpec) -> Any:
     obj: Any = module
     walked: list[str] = []
@@ -268,9 +267,9 @@ def _build(obj: Any, spec: TargetSpec, init: InitArgs) -> torch.nn.Module:
 
     if isinstance(obj, type) and not issubclass(obj, torch.nn.Module):
         raise LoadError(
-            f"cannot load {spec.text!r}: it is the class {qualified_name(obj)}, which is "
-            "not an nn.Module subclass; point TARGET at a module class, a factory "
-            "that returns a module, or a module instance."
+            f"cannot load {spec.text!r}: it is the class {qualified_name(obj)}, "
+            "which is not an nn.Module subclass; point TARGET at a module class, "
+            "a factory that returns a module, or a module instance."
         )
     if not callable(obj):
         raise LoadError(
@@ -315,4 +314,3 @@ def _signature(obj: Any) -> inspect.Signature | None:
         return inspect.signature(obj)
     except (TypeError, ValueError):
         return None
-

@@ -208,7 +208,9 @@ def _failure(
     )
 
 
-def _summary(nodes: list[NodeInfo], modules: list[ModuleInfo], seconds: float) -> Summary:
+def _summary(
+    nodes: list[NodeInfo], modules: list[ModuleInfo], seconds: float
+) -> Summary:
     ops = Counter(node.op for node in nodes)
     decisions = Counter(module.decision for module in modules)
     return Summary(

@@ -43,7 +43,7 @@ def base_tracer_class() -> type:
 def observing_tracer_class(base: type) -> type:
     """A subclass of ``base`` that records what the tracer did."""
 
-    class ObservingTracer(base):  # type: ignore[valid-type, misc]
+    class ObservingTracer(base):  # type: ignore[misc]
         def __init__(
             self,
             skipped_module_names: list[str],
@@ -60,7 +60,9 @@ def observing_tracer_class(base: type) -> type:
             self.failure_stack: list[tuple[str, str, str]] = []
             self._failure_seen: BaseException | None = None
 
-        def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        def is_leaf_module(
+            self, m: torch.nn.Module, module_qualified_name: str
+        ) -> bool:
             leaf: bool = super().is_leaf_module(m, module_qualified_name)
             self.leaf_decisions[module_qualified_name] = leaf
             return leaf

@@ -39,9 +39,12 @@ def render(
     scope: str | None = None,
     op: str | None = None,
     output: Path | None = None,
+    width: int | None = None,
 ) -> None:
     """Render ``report`` to stdout, or atomically to ``output``."""
-    renderer = RENDERERS[output_format]()
+    renderer = (
+        TableRenderer(width) if output_format == "table" else RENDERERS[output_format]()
+    )
     view = View(sections=sections, scope=scope, op=op)
     if output is None:
         renderer.render(report, view, sys.stdout)

@@ -16,6 +16,8 @@ class JsonRenderer:
     def render(self, report: Report, view: View, out: TextIO) -> None:
         shown = report
         if view.scope is not None or view.op is not None:
-            shown = replace(report, nodes=view.nodes(report), modules=view.modules(report))
+            shown = replace(
+                report, nodes=view.nodes(report), modules=view.modules(report)
+            )
         json.dump(shown.to_dict(), out, indent=2, allow_nan=False)
         out.write("\n")

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import TextIO
 
-from rich import box
 from rich.console import Console
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from qtrace_cli.arguments import argument_text
 from qtrace_cli.naming import short_name
+from qtrace_cli.render.grid import Column, Styler, render_grid
 from qtrace_cli.render.view import View
-from qtrace_cli.render.words import decision_words, leaf_ancestors, location_words
-from qtrace_cli.report import OPS, Report
+from qtrace_cli.render.words import decision_words, leaf_ancestors
+from qtrace_cli.report import OPS, Location, Report, StackEntry
 
 _DECISION_STYLE = {
     "root": "bold",
@@ -31,29 +32,66 @@ def make_console(out: TextIO, width: int | None = None) -> Console:
     return Console(file=out, width=width, highlight=False, soft_wrap=False)
 
 
+def table_width(console: Console, width: int | None) -> int:
+    """The width to lay tables out in: ``width`` when given, the terminal's
+    width, ``COLUMNS``, or 100 columns when writing to a pipe or file."""
+    if width:
+        return width
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console.width
+    return 100
+
+
 class TableRenderer:
-    """Writes the chosen sections as rich tables."""
+    """Writes the chosen sections as tables."""
 
     def __init__(self, width: int | None = None) -> None:
         self.width = width
 
     def render(self, report: Report, view: View, out: TextIO) -> None:
-        console = make_console(out, self.width)
+        console = make_console(out)
+        width = table_width(console, self.width)
+        colours = (
+            console.color_system
+            if console.is_terminal and not console.no_color
+            else None
+        )
         if "summary" in view.sections:
-            console.print(summary_text(report))
-        if "graph" in view.sections:
-            console.print(graph_table(report, view))
-        if "leaves" in view.sections:
-            console.print(leaf_table(report, view))
-        if "scopes" in view.sections:
-            console.print(scope_table(report, view))
+            make_console(out, width).print(summary_text(report))
+            out.write("\n")
+        tables = {"graph": graph_table, "leaves": leaf_table, "scopes": scope_table}
+        for section in ("graph", "leaves", "scopes"):
+            if section in view.sections:
+                grid = tables[section](report, view)
+                lines = grid.lines(width, colours)
+                out.write("\n".join(lines))
+                out.write("\n")
+
+
+@dataclass
+class Grid:
+    """The rows of one table before layout."""
+
+    title: str
+    columns: list[Column]
+    rows: list[list[str]]
+    styler: Styler | None = None
+
+    def lines(self, width: int, color_system: str | None = None) -> list[str]:
+        return list(
+            render_grid(
+                self.title, self.columns, self.rows, width, color_system, self.styler
+            )
+        )
 
 
 def summary_text(report: Report) -> Text:
     """A few lines naming the model, the tracer and what it found."""
     s = report.summary
-    status = Text("traced", style="bold green") if report.ok else Text(
-        "FAILED", style="bold red"
+    status = (
+        Text("traced", style="bold green")
+        if report.ok
+        else Text("FAILED", style="bold red")
     )
     text = Text()
     text.append(f"{report.target}", style="bold")
@@ -84,72 +122,105 @@ def summary_text(report: Report) -> Text:
     return text
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", expand=False)
-
-
-def graph_table(report: Report, view: View) -> Table:
+def graph_table(report: Report, view: View) -> Grid:
     """One row per node: index, name, op, target, args, users."""
-    table = _table("graph")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("name", overflow="fold")
-    table.add_column("op", no_wrap=True)
-    table.add_column("target", overflow="fold")
-    table.add_column("args", overflow="fold")
-    table.add_column("users", overflow="fold")
+    rows = []
     for node in view.nodes(report):
         args = [argument_text(a) for a in node.args]
         args += [f"{k}={argument_text(v)}" for k, v in node.kwargs.items()]
-        table.add_row(
-            str(node.index),
-            node.name,
-            node.op,
-            node.target,
-            ", ".join(args),
-            ", ".join(node.users),
+        rows.append(
+            [
+                str(node.index),
+                node.name,
+                node.op,
+                node.target,
+                ", ".join(args),
+                ", ".join(node.users),
+            ]
         )
-    return table
+    columns = [
+        Column("#", right=True, wrap=False),
+        Column("name", min_width=8),
+        Column("op", wrap=False, min_width=13),
+        Column("target", min_width=8),
+        Column("args", min_width=8),
+        Column("users", min_width=8),
+    ]
+    return Grid("graph", columns, rows)
 
 
-def leaf_table(report: Report, view: View) -> Table:
+def leaf_table(report: Report, view: View) -> Grid:
     """One row per submodule: path, class, decision, why, calls."""
-    table = _table("leaf decisions")
-    table.add_column("module", overflow="fold")
-    table.add_column("class", overflow="fold")
-    table.add_column("decision", no_wrap=True)
-    table.add_column("why", overflow="fold")
-    table.add_column("calls", justify="right", no_wrap=True)
     hidden_by = leaf_ancestors(report.modules)
-    for module in view.modules(report):
-        table.add_row(
+    rows = [
+        [
             module.path or "(root)",
             short_name(module.type),
-            Text(module.decision, style=_DECISION_STYLE.get(module.decision, "")),
+            module.decision,
             decision_words(module, hidden_by.get(module.path)),
             str(module.calls),
-        )
-    return table
+        ]
+        for module in view.modules(report)
+    ]
+    columns = [
+        Column("module", min_width=8),
+        Column("class", min_width=8),
+        Column("decision", wrap=False, min_width=11),
+        Column("why", min_width=10),
+        Column("calls", right=True, wrap=False),
+    ]
+
+    def styler(column: int, cell: str) -> str | None:
+        return _DECISION_STYLE.get(cell) if column == 2 else None
+
+    return Grid("leaf decisions", columns, rows, styler)
 
 
-def scope_table(report: Report, view: View) -> Table:
+def scope_table(report: Report, view: View) -> Grid:
     """One row per node: its scope, its module stack and its source line."""
-    table = _table("scopes")
-    table.add_column("name", overflow="fold")
-    table.add_column("op", no_wrap=True)
-    table.add_column("scope", overflow="fold")
-    table.add_column("scope type", overflow="fold")
-    table.add_column("module stack", overflow="fold")
-    table.add_column("source", overflow="fold")
+    rows = []
     for node in view.nodes(report):
-        table.add_row(
-            node.name,
-            node.op,
-            node.scope.path or "(root)",
-            short_name(node.scope.type),
-            " > ".join(entry.key for entry in node.module_stack),
-            location_words(node.location),
+        scope = node.scope.path or "(root)"
+        if node.scope.type:
+            scope += f" ({short_name(node.scope.type)})"
+        rows.append(
+            [
+                node.name,
+                node.op,
+                scope,
+                stack_chain(node.module_stack),
+                *_source_cells(node.location),
+            ]
         )
-    return table
+    columns = [
+        Column("name", min_width=8),
+        Column("op", wrap=False, min_width=13),
+        Column("scope (type)", min_width=10),
+        Column("module stack", min_width=10),
+        Column("source", min_width=8, detail=True),
+        Column("code", wrap=False, min_width=8, detail=True),
+    ]
+    return Grid("scopes", columns, rows)
+
+
+def _source_cells(location: Location | None) -> tuple[str, str]:
+    if location is None:
+        return "", ""
+    return f"{location.file}:{location.line}", location.code
+
+
+def stack_chain(stack: list[StackEntry]) -> str:
+    """The ``nn_module_stack`` keys, each shortened to the part its parent lacks:
+    ``layer1 > se > pool`` for ``layer1``, ``layer1.se``, ``layer1.se.pool``."""
+    parts = []
+    parent = ""
+    for entry in stack:
+        key = entry.key
+        if parent and key.startswith(parent + "."):
+            key = key[len(parent) + 1 :]
+        parts.append(key)
+        parent = entry.path
+    return " > ".join(parts)
 
 
 def failure_panel(report: Report) -> Panel | None:

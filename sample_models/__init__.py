@@ -1,0 +1,1 @@
+"""Small models with random weights that the demo, the README and the tests use."""
