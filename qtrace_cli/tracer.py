@@ -9,6 +9,7 @@ module call, and the user's source line of each node.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -22,9 +23,19 @@ from qtrace_cli.naming import qualified_name
 from qtrace_cli.report import Location
 
 
+FALLBACK_ENV = "QTRACE_TRACER"
+"""Set to ``fallback`` to trace with qtrace's own tracer even when torch ships
+one: a preview of a torch without ``torch.ao.quantization``."""
+
+
 @cache
 def base_tracer_class() -> type:
-    """torch's ``QuantizationTracer``, or qtrace's fallback when torch lacks it."""
+    """torch's ``QuantizationTracer``, or qtrace's fallback when torch lacks it
+    (or when ``QTRACE_TRACER=fallback`` asks for it)."""
+    if os.environ.get(FALLBACK_ENV) == "fallback":
+        from qtrace_cli.fallback_tracer import FallbackQuantizationTracer
+
+        return FallbackQuantizationTracer
     try:
         with warnings.catch_warnings():
             # The package announces its deprecation on import; qtrace says which
