@@ -5,6 +5,7 @@ torch is imported only inside commands, so ``qtrace --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -17,6 +18,12 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from qtrace_cli.errors import QtraceError, UsageError
+
+
+def redirect_stdout_to_stderr() -> contextlib.AbstractContextManager[object]:
+    """Keep whatever the model prints out of stdout, which carries the report."""
+    return contextlib.redirect_stdout(sys.stderr)
+
 
 app = typer.Typer(
     name="qtrace",
@@ -43,6 +50,11 @@ class Op(str, Enum):
     call_method = "call_method"
     call_module = "call_module"
     output = "output"
+
+
+class SuggestFormat(str, Enum):
+    table = "table"
+    json = "json"
 
 
 class Stack(str, Enum):
@@ -277,6 +289,55 @@ def show(
             print_failure(outcome.report)
             return 1
         return 0
+
+    _guarded(show_traceback, body)
+
+
+@app.command()
+def suggest(
+    target: Annotated[
+        str, typer.Argument(help="pkg.module:Model or path/to/file.py:Model.")
+    ],
+    skip_name: SkipNames = [],  # noqa: B006
+    skip_class: SkipClasses = [],  # noqa: B006
+    init: Init = None,
+    train: Train = False,
+    concrete_arg: ConcreteArgs = [],  # noqa: B006
+    output_format: Annotated[
+        SuggestFormat, typer.Option("--format", help="Output format.")
+    ] = SuggestFormat.table,
+    width: Annotated[
+        int | None, typer.Option("--width", min=40, help="Table width in columns.")
+    ] = None,
+    show_traceback: ShowTraceback = False,
+) -> None:
+    """Find the smallest, deepest skip list that makes TARGET trace."""
+
+    def body() -> int:
+        _quiet_torch_import()
+        from qtrace_cli.pipeline import load_for_tracing
+        from qtrace_cli.render.console import print_warnings
+        from qtrace_cli.render.suggest_renderer import (
+            progress_on_stderr,
+            render_suggestion,
+        )
+        from qtrace_cli.suggest import suggest_skips
+
+        prepared = load_for_tracing(
+            target, skip_name, skip_class, init=init, concrete_args=concrete_arg
+        )
+        print_warnings(prepared.warnings)
+        with progress_on_stderr() as progress, redirect_stdout_to_stderr():
+            suggestion = suggest_skips(
+                prepared.model,
+                prepared.skips.names,
+                prepared.skips.classes,
+                train=train,
+                concrete_args=prepared.concrete_args,
+                progress=progress,
+            )
+        render_suggestion(suggestion, output_format.value, sys.stdout, width)
+        return 0 if suggestion.ok else 1
 
     _guarded(show_traceback, body)
 

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from qtrace_cli.errors import UsageError
 from qtrace_cli.locations import StackMode
 from qtrace_cli.report import Report
-from qtrace_cli.skips import resolve_skips
+from qtrace_cli.skips import ResolvedSkips, resolve_skips
 from qtrace_cli.target import load_model, parse_init, parse_target
 from qtrace_cli.trace import trace_model
 
@@ -91,6 +93,44 @@ def check_forward_accepts(model: Any, pinned: dict[str, Any]) -> None:
         )
 
 
+@dataclass
+class PreparedModel:
+    """A loaded model with its skips resolved, ready to trace."""
+
+    target: str
+    model: torch.nn.Module
+    skips: ResolvedSkips
+    concrete_args: dict[str, Any]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.skips.warnings
+
+
+def load_for_tracing(
+    target: str,
+    skip_names: Sequence[str] = (),
+    skip_classes: Sequence[str] = (),
+    *,
+    init: str | None = None,
+    concrete_args: Sequence[str] = (),
+) -> PreparedModel:
+    """Parse the flags, load the model and resolve its skips.
+
+    Raises:
+        UsageError: for a malformed TARGET, ``--init``, skip or concrete arg.
+        LoadError: when the model cannot be imported or built.
+    """
+    spec = parse_target(target)
+    parsed_init = parse_init(init)
+    pinned = parse_concrete_args(concrete_args)
+    with contextlib.redirect_stdout(sys.stderr):
+        loaded = load_model(spec, parsed_init)
+        check_forward_accepts(loaded.model, pinned)
+        skips = resolve_skips(loaded.model, skip_names, skip_classes)
+    return PreparedModel(spec.text, loaded.model, skips, pinned)
+
+
 def run_trace(request: TraceRequest) -> TraceOutcome:
     """Load the target, resolve its skips and trace it.
 
@@ -98,21 +138,21 @@ def run_trace(request: TraceRequest) -> TraceOutcome:
         UsageError: for a malformed TARGET, ``--init``, skip or concrete arg.
         LoadError: when the model cannot be imported or built.
     """
-    spec = parse_target(request.target)
-    init = parse_init(request.init)
-    pinned = parse_concrete_args(request.concrete_args)
-
+    prepared = load_for_tracing(
+        request.target,
+        request.skip_names,
+        request.skip_classes,
+        init=request.init,
+        concrete_args=request.concrete_args,
+    )
     with contextlib.redirect_stdout(sys.stderr):
-        loaded = load_model(spec, init)
-        check_forward_accepts(loaded.model, pinned)
-        skips = resolve_skips(loaded.model, request.skip_names, request.skip_classes)
         report = trace_model(
-            loaded.model,
-            skips.names,
-            skips.classes,
-            target=spec.text,
+            prepared.model,
+            prepared.skips.names,
+            prepared.skips.classes,
+            target=prepared.target,
             train=request.train,
-            concrete_args=pinned,
+            concrete_args=prepared.concrete_args,
             stack=request.stack,
         )
-    return TraceOutcome(report=report, warnings=skips.warnings)
+    return TraceOutcome(report=report, warnings=prepared.warnings)

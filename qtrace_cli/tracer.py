@@ -22,7 +22,6 @@ from qtrace_cli.locations import Locator
 from qtrace_cli.naming import qualified_name
 from qtrace_cli.report import Location
 
-
 FALLBACK_ENV = "QTRACE_TRACER"
 """Set to ``fallback`` to trace with qtrace's own tracer even when torch ships
 one: a preview of a torch without ``torch.ao.quantization``."""
