@@ -11,13 +11,16 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
 from qtrace_cli.errors import QtraceError, UsageError
+
+if TYPE_CHECKING:
+    from qtrace_cli.report import Report
 
 
 def redirect_stdout_to_stderr() -> contextlib.AbstractContextManager[object]:
@@ -37,13 +40,13 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     dot = "dot"
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     placeholder = "placeholder"
     get_attr = "get_attr"
     call_function = "call_function"
@@ -52,12 +55,12 @@ class Op(str, Enum):
     output = "output"
 
 
-class SuggestFormat(str, Enum):
+class SuggestFormat(StrEnum):
     table = "table"
     json = "json"
 
 
-class Stack(str, Enum):
+class Stack(StrEnum):
     user = "user"
     full = "full"
     none = "none"
@@ -185,6 +188,7 @@ def _root(
     ] = 0,
 ) -> None:
     """See how torch's FX quantization tracer sees your model."""
+    _quiet_torch_import()
     if verbose:
         import logging
 
@@ -258,7 +262,6 @@ def show(
         sections = _sections(section)
         if output is not None:
             check_writable(output)
-        _quiet_torch_import()
 
         from qtrace_cli.locations import StackMode
         from qtrace_cli.pipeline import TraceRequest, run_trace
@@ -314,7 +317,6 @@ def suggest(
     """Find the smallest, deepest skip list that makes TARGET trace."""
 
     def body() -> int:
-        _quiet_torch_import()
         from qtrace_cli.pipeline import load_for_tracing
         from qtrace_cli.render.console import print_warnings
         from qtrace_cli.render.suggest_renderer import (
@@ -338,6 +340,199 @@ def suggest(
             )
         render_suggestion(suggestion, output_format.value, sys.stdout, width)
         return 0 if suggestion.ok else 1
+
+    _guarded(show_traceback, body)
+
+
+@app.command()
+def check(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Targets to check; none reads [tool.qtrace] from pyproject.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    skip_name: SkipNames = [],  # noqa: B006
+    skip_class: SkipClasses = [],  # noqa: B006
+    init: Init = None,
+    train: Train = False,
+    concrete_arg: ConcreteArgs = [],  # noqa: B006
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            metavar="FILE",
+            help="Saved JSON report; fail on any structural change (one TARGET).",
+        ),
+    ] = None,
+    update_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--update-baseline", help="Write the baselines instead of comparing."
+        ),
+    ] = False,
+    expect_leaf: Annotated[
+        list[str],
+        typer.Option(
+            "--expect-leaf", metavar="PATH", help="This module must be a leaf."
+        ),
+    ] = [],  # noqa: B006
+    expect_traced: Annotated[
+        list[str],
+        typer.Option(
+            "--expect-traced",
+            metavar="PATH",
+            help="This module must be traced through.",
+        ),
+    ] = [],  # noqa: B006
+    max_nodes: Annotated[
+        int | None,
+        typer.Option("--max-nodes", metavar="N", min=0, help="Fail above N nodes."),
+    ] = None,
+    junit_xml: Annotated[
+        Path | None,
+        typer.Option("--junit-xml", metavar="FILE", help="Write a JUnit XML report."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Trace in N worker processes.")
+    ] = 1,
+    shard_spec: Annotated[
+        str | None,
+        typer.Option("--shard", metavar="I/N", help="Check only share I of N."),
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option("--width", min=40, help="Table width in columns.")
+    ] = None,
+    show_traceback: ShowTraceback = False,
+) -> None:
+    """Check that models trace and match their expectations (the CI command)."""
+
+    def body() -> int:
+        import time
+
+        from qtrace_cli.check import (
+            ModelCheck,
+            github_annotations,
+            parse_shard,
+            run_checks,
+            shard,
+        )
+        from qtrace_cli.output_file import check_writable, write_atomically
+        from qtrace_cli.render.check_renderer import CheckPrinter
+
+        junit_path = junit_xml.resolve() if junit_xml else None
+        if junit_path is not None:
+            check_writable(junit_path, "--junit-xml")
+        shard_of = parse_shard(shard_spec) if shard_spec else None
+
+        if targets:
+            if baseline is not None and len(targets) > 1:
+                raise UsageError(
+                    "--baseline takes one TARGET; list several models with their "
+                    "own baselines in [tool.qtrace] in pyproject.toml instead."
+                )
+            checks = [
+                ModelCheck(
+                    target=t,
+                    skip_names=tuple(skip_name),
+                    skip_classes=tuple(skip_class),
+                    init=init,
+                    train=train,
+                    concrete_args=tuple(concrete_arg),
+                    baseline=baseline.resolve() if baseline else None,
+                    expect_leaf=tuple(expect_leaf),
+                    expect_traced=tuple(expect_traced),
+                    max_nodes=max_nodes,
+                )
+                for t in targets
+            ]
+        else:
+            from qtrace_cli.config import find_config
+
+            config = find_config()
+            checks = config.checks
+            # Targets in the table are named from the project's root, as they
+            # would be by a `python -m` run there.
+            os.chdir(config.root)
+        if shard_of is not None:
+            checks = shard(checks, *shard_of)
+
+        printer = CheckPrinter(sys.stdout, width)
+        started = time.perf_counter()
+        results = run_checks(
+            checks, update_baseline=update_baseline, jobs=jobs, on_result=printer.result
+        )
+        elapsed = time.perf_counter() - started
+        printer.total(results, elapsed)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            for line in github_annotations(results):
+                print(line)
+        if junit_path is not None:
+            from qtrace_cli.junit import junit_xml as junit_text
+
+            write_atomically(junit_path, junit_text(results, elapsed))
+        return 0 if all(r.ok for r in results) else 1
+
+    _guarded(show_traceback, body)
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="A JSON report file or a TARGET.")],
+    new: Annotated[str, typer.Argument(help="A JSON report file or a TARGET.")],
+    skip_name: SkipNames = [],  # noqa: B006
+    skip_class: SkipClasses = [],  # noqa: B006
+    init: Init = None,
+    train: Train = False,
+    concrete_arg: ConcreteArgs = [],  # noqa: B006
+    output_format: Annotated[
+        SuggestFormat, typer.Option("--format", help="Output format.")
+    ] = SuggestFormat.table,
+    width: Annotated[
+        int | None, typer.Option("--width", min=40, help="Table width in columns.")
+    ] = None,
+    show_traceback: ShowTraceback = False,
+) -> None:
+    """Compare two reports (JSON files or targets); exit 1 when they differ."""
+
+    def body() -> int:
+        import json
+
+        from qtrace_cli.report import read_report
+
+        def side(text: str) -> Report:
+            if text.endswith(".json") or (
+                os.path.isfile(text) and not text.endswith(".py")
+            ):
+                return read_report(text)
+            from qtrace_cli.pipeline import TraceRequest, run_trace
+
+            outcome = run_trace(
+                TraceRequest(
+                    target=text,
+                    skip_names=skip_name,
+                    skip_classes=skip_class,
+                    init=init,
+                    train=train,
+                    concrete_args=concrete_arg,
+                )
+            )
+            from qtrace_cli.render.console import print_warnings
+
+            print_warnings(outcome.warnings)
+            return outcome.report
+
+        from qtrace_cli.compare import compare_reports
+
+        found = compare_reports(side(old), side(new))
+        if output_format is SuggestFormat.json:
+            sys.stdout.write(json.dumps(found.to_dict(), indent=2) + "\n")
+        else:
+            from qtrace_cli.render.diff_renderer import print_diff
+
+            print_diff(found, sys.stdout, width)
+        return 0 if found.empty else 1
 
     _guarded(show_traceback, body)
 

@@ -15,7 +15,7 @@ import os
 import site
 import sys
 import sysconfig
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -24,7 +24,7 @@ import torch
 from qtrace_cli.report import Location
 
 
-class StackMode(str, Enum):
+class StackMode(StrEnum):
     """How much of the stack each node records."""
 
     USER = "user"

@@ -7,7 +7,9 @@ imports torch, so saved reports can be read without it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qtrace_cli.errors import UsageError
@@ -207,3 +209,32 @@ def _report_from_dict(data: dict[str, Any]) -> Report:
         concrete_args=dict(data.get("concrete_args", {})),
         stack_mode=data.get("stack_mode", "user"),
     )
+
+
+def read_report(path: str | Path, what: str = "report") -> Report:
+    """Read a saved ``qtrace.report/1`` JSON file.
+
+    Raises:
+        UsageError: when the file is missing, not JSON, or not a qtrace report.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"{what} {path} cannot be read: {err}.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f"{what} {path} is not valid JSON ({err.msg}, line {err.lineno}); it may "
+            "be truncated. Write it again with qtrace show TARGET --format json -o "
+            "FILE (or check --update-baseline)."
+        ) from None
+    return Report.from_dict(data, source=f"{what} {path}")
+
+
+def report_json(report: Report) -> str:
+    """The report as indented JSON text, ending in a newline."""
+    return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
