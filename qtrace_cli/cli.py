@@ -161,7 +161,7 @@ def _sections(values: list[str]) -> tuple[str, ...]:
 
     if not values:
         return SECTIONS
-    chosen = ["summary"]
+    chosen: list[str] = []
     for value in values:
         for part in value.split(","):
             name = part.strip()
@@ -169,12 +169,10 @@ def _sections(values: list[str]) -> tuple[str, ...]:
                 raise UsageError(
                     f"--section {name!r} is not a section; choose from "
                     + ", ".join(SECTIONS)
-                    + "."
+                    + " (repeat the flag or separate them with commas)."
                 )
             if name not in chosen:
                 chosen.append(name)
-    if len(chosen) > 1 and not any(v.strip() == "summary" for v in values):
-        chosen.remove("summary")
     return tuple(chosen)
 
 
@@ -289,7 +287,7 @@ def show(
             width=width,
         )
         if not outcome.report.ok:
-            print_failure(outcome.report)
+            print_failure(outcome.report, width)
             return 1
         return 0
 

@@ -61,8 +61,8 @@ def print_warnings(warnings: Iterable[str]) -> None:
         console.print(Text("warning: ", style="bold yellow") + Text(warning))
 
 
-def print_failure(report: Report) -> None:
+def print_failure(report: Report, width: int | None = None) -> None:
     """Print the failure panel on stderr."""
     panel = failure_panel(report)
     if panel is not None:
-        make_console(sys.stderr).print(panel)
+        make_console(sys.stderr, width).print(panel)

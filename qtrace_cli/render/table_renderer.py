@@ -152,12 +152,13 @@ def graph_table(report: Report, view: View) -> Grid:
 def leaf_table(report: Report, view: View) -> Grid:
     """One row per submodule: path, class, decision, why, calls."""
     hidden_by = leaf_ancestors(report.modules)
+    failed_in = report.error.module_path if report.error is not None else None
     rows = [
         [
             module.path or "(root)",
             short_name(module.type),
             module.decision,
-            decision_words(module, hidden_by.get(module.path)),
+            decision_words(module, hidden_by.get(module.path), failed_in),
             str(module.calls),
         ]
         for module in view.modules(report)

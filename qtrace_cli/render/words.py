@@ -21,11 +21,18 @@ def reason_words(module: ModuleInfo, reason: str) -> str:
     return reason
 
 
-def decision_words(module: ModuleInfo, leaf_ancestor: str | None) -> str:
-    """Why the module got its decision, in a few words."""
+def decision_words(
+    module: ModuleInfo, leaf_ancestor: str | None, failed_in: str | None = None
+) -> str:
+    """Why the module got its decision, in a few words.
+
+    ``failed_in`` is the module path where a failed trace stopped, if it did.
+    """
     if module.decision == "root":
         return "the model itself"
     if module.decision == "traced":
+        if failed_in == module.path:
+            return "traced through; the trace failed here"
         return "traced through"
     if module.decision == "leaf":
         if not module.reasons:
@@ -35,6 +42,8 @@ def decision_words(module: ModuleInfo, leaf_ancestor: str | None) -> str:
         return f"inside leaf {leaf_ancestor}" if leaf_ancestor else "inside a leaf"
     if module.decision == "container":
         return "container; its children were called"
+    if failed_in is not None:
+        return "not reached before the trace failed"
     return "never called"
 
 
