@@ -33,5 +33,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# Whole-command timings against the bare tracer + print_tabular (which needs
+# tabulate); prints a table and writes benchmarks/results.json.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet tabulate
+	$(BIN)/python benchmarks/run.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ JSON cannot hold (slices, dtypes, non-finite floats, ...) become their text.
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import Any
 
 import torch
@@ -22,12 +23,22 @@ def format_target(node: torch.fx.Node) -> str:
     if isinstance(target, str):
         return target
     try:
+        return _cached_callable_name(target)
+    except TypeError:  # an unhashable callable object
+        return _callable_name(target)
+
+
+def _callable_name(target: Any) -> str:
+    try:
         # The name torch.fx itself prints and generates code with.
         name = str(_fx_qualified_name(target))
     except Exception:  # a target torch cannot name, such as an unnamed lambda
         return qualified_name(target)
     # torch.fx names the operator module by its C name; users know "operator".
     return "operator." + name[10:] if name.startswith("_operator.") else name
+
+
+_cached_callable_name = cache(_callable_name)
 
 
 def encode_argument(value: Any) -> Any:

@@ -6,6 +6,7 @@ torch is imported only inside commands, so ``qtrace --help`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import traceback
@@ -276,6 +277,9 @@ def show(
                 stack=StackMode(stack.value),
             )
         )
+        # The traced graph stays alive until exit; spare the garbage collector
+        # from walking it again while the output is rendered.
+        gc.freeze()
         print_warnings(outcome.warnings)
         render(
             outcome.report,

@@ -60,6 +60,7 @@ class FrameFilter:
         self._cwd = cwd or os.getcwd()
         self._is_user: dict[str, bool] = {}
         self._display: dict[str, str] = {}
+        self._locations: dict[tuple[str, int, str], Location] = {}
 
     def is_user(self, filename: str) -> bool:
         """Whether frames of ``filename`` count as the user's code."""
@@ -94,9 +95,18 @@ class FrameFilter:
         return shown
 
     def location(self, filename: str, line: int, function: str) -> Location:
-        """Build the `Location` of one frame, with its stripped source line."""
-        code = linecache.getline(filename, line).strip()
-        return Location(self.display_path(filename), line, function, code)
+        """The `Location` of one frame, with its stripped source line.
+
+        One line of a model creates many nodes (every block runs the same
+        forward), so locations are built once per line and shared.
+        """
+        key = (filename, line, function)
+        found = self._locations.get(key)
+        if found is None:
+            code = linecache.getline(filename, line).strip()
+            found = Location(self.display_path(filename), line, function, code)
+            self._locations[key] = found
+        return found
 
 
 class Locator:

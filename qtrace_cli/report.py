@@ -133,10 +133,53 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``qtrace.report/1`` document, ready for ``json.dumps``."""
-        data = asdict(self)
-        ordered = {"schema": data.pop("schema")}
-        ordered.update(data)
-        return ordered
+        data = self._head()
+        data["nodes"] = [_node_dict(node) for node in self.nodes]
+        data["modules"] = [asdict(module) for module in self.modules]
+        data.update(self._tail())
+        return data
+
+    def _head(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "target": self.target,
+            "model_class": self.model_class,
+            "torch_version": self.torch_version,
+            "tracer": self.tracer,
+            "mode": self.mode,
+            "skip_names": self.skip_names,
+            "skip_classes": self.skip_classes,
+            "ok": self.ok,
+            "error": None if self.error is None else asdict(self.error),
+        }
+
+    def _tail(self) -> dict[str, Any]:
+        return {
+            "summary": asdict(self.summary),
+            "concrete_args": self.concrete_args,
+            "stack_mode": self.stack_mode,
+        }
+
+    def to_json(self) -> str:
+        """The document as JSON text: one line per node and per module, so a
+        baseline under version control diffs line by line. Ends in a newline."""
+        dumps = json.JSONEncoder(allow_nan=False).encode
+        parts = ["{"]
+        for key, value in self._head().items():
+            parts.append(f"  {dumps(key)}: {dumps(value)},")
+        for key, rows in (
+            ("nodes", [_node_dict(node) for node in self.nodes]),
+            ("modules", [asdict(module) for module in self.modules]),
+        ):
+            parts.append(f"  {dumps(key)}: [")
+            parts.append(",\n".join("    " + dumps(row) for row in rows))
+            parts.append("  ],")
+        tail = list(self._tail().items())
+        for i, (key, value) in enumerate(tail):
+            comma = "," if i < len(tail) - 1 else ""
+            parts.append(f"  {dumps(key)}: {dumps(value)}{comma}")
+        parts.append("}")
+        return "\n".join(part for part in parts if part) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "report") -> Report:
@@ -159,6 +202,37 @@ class Report:
                 f"{source} is a damaged qtrace report ({type(err).__name__}: {err}); "
                 "write it again with qtrace show TARGET --format json -o FILE."
             ) from None
+
+
+def _location_dict(location: Location | None) -> dict[str, Any] | None:
+    if location is None:
+        return None
+    return {
+        "file": location.file,
+        "line": location.line,
+        "function": location.function,
+        "code": location.code,
+    }
+
+
+def _node_dict(node: NodeInfo) -> dict[str, Any]:
+    # Written out rather than with dataclasses.asdict, which deep-copies every
+    # value and costs seconds on graphs of thousands of nodes.
+    return {
+        "index": node.index,
+        "name": node.name,
+        "op": node.op,
+        "target": node.target,
+        "args": node.args,
+        "kwargs": node.kwargs,
+        "users": node.users,
+        "scope": {"path": node.scope.path, "type": node.scope.type},
+        "module_stack": [
+            {"key": e.key, "path": e.path, "type": e.type} for e in node.module_stack
+        ],
+        "location": _location_dict(node.location),
+        "stack": [_location_dict(loc) for loc in node.stack],
+    }
 
 
 def _location(data: Any) -> Location | None:
@@ -236,5 +310,5 @@ def read_report(path: str | Path, what: str = "report") -> Report:
 
 
 def report_json(report: Report) -> str:
-    """The report as indented JSON text, ending in a newline."""
-    return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+    """The report as JSON text (see `Report.to_json`)."""
+    return report.to_json()

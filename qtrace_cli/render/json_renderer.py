@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import TextIO
 
@@ -19,5 +18,4 @@ class JsonRenderer:
             shown = replace(
                 report, nodes=view.nodes(report), modules=view.modules(report)
             )
-        json.dump(shown.to_dict(), out, indent=2, allow_nan=False)
-        out.write("\n")
+        out.write(shown.to_json())
