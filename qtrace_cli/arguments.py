@@ -1,8 +1,9 @@
 """Turn node targets and arguments into JSON values and short text.
 
 Arguments keep their structure (lists, dicts, numbers, strings). A reference to
-another node becomes ``"%name"``, as ``Graph.print_tabular`` writes it; values
-JSON cannot hold (slices, dtypes, non-finite floats, ...) become their text.
+another node becomes ``"%name"``, as ``Graph.print_tabular`` writes it, and a
+literal string that starts with ``%`` gets a second one (``"%%"``); values JSON
+cannot hold (slices, dtypes, non-finite floats, ...) become their text.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ def encode_argument(value: Any) -> Any:
     """A JSON value standing for one node argument."""
     if isinstance(value, torch.fx.Node):
         return f"%{value.name}"
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        # "%name" means a node; a literal string starting with % gets a second
+        # one, so the two never read alike.
+        return "%" + value if value.startswith("%") else value
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)

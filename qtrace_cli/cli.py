@@ -188,6 +188,8 @@ def _root(
 ) -> None:
     """See how torch's FX quantization tracer sees your model."""
     _quiet_torch_import()
+    # Whatever the model's code imports, qtrace leaves no __pycache__ behind.
+    sys.dont_write_bytecode = True
     if verbose:
         import logging
 
@@ -201,8 +203,9 @@ def show(
     target: Annotated[
         str,
         typer.Argument(
+            metavar="TARGET",
             help="pkg.module:Model or path/to/file.py:Model (a class, factory or "
-            "instance; dotted attributes work)."
+            "instance; dotted attributes work).",
         ),
     ],
     skip_name: SkipNames = [],  # noqa: B006 - typer reads the default
@@ -247,7 +250,7 @@ def show(
         int | None,
         typer.Option(
             "--width",
-            min=40,
+            min=60,
             help="Table width in columns (default: the terminal's, COLUMNS, or 100).",
         ),
     ] = None,
@@ -301,7 +304,10 @@ def show(
 @app.command()
 def suggest(
     target: Annotated[
-        str, typer.Argument(help="pkg.module:Model or path/to/file.py:Model.")
+        str,
+        typer.Argument(
+            metavar="TARGET", help="pkg.module:Model or path/to/file.py:Model."
+        ),
     ],
     skip_name: SkipNames = [],  # noqa: B006
     skip_class: SkipClasses = [],  # noqa: B006
@@ -312,7 +318,7 @@ def suggest(
         SuggestFormat, typer.Option("--format", help="Output format.")
     ] = SuggestFormat.table,
     width: Annotated[
-        int | None, typer.Option("--width", min=40, help="Table width in columns.")
+        int | None, typer.Option("--width", min=60, help="Table width in columns.")
     ] = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
@@ -351,6 +357,7 @@ def check(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[TARGET]...",
             help="Targets to check; none reads [tool.qtrace] from pyproject.toml.",
             show_default=False,
         ),
@@ -404,7 +411,7 @@ def check(
         typer.Option("--shard", metavar="I/N", help="Check only share I of N."),
     ] = None,
     width: Annotated[
-        int | None, typer.Option("--width", min=40, help="Table width in columns.")
+        int | None, typer.Option("--width", min=60, help="Table width in columns.")
     ] = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
@@ -481,8 +488,12 @@ def check(
 
 @app.command()
 def diff(
-    old: Annotated[str, typer.Argument(help="A JSON report file or a TARGET.")],
-    new: Annotated[str, typer.Argument(help="A JSON report file or a TARGET.")],
+    old: Annotated[
+        str, typer.Argument(metavar="A", help="A JSON report file or a TARGET.")
+    ],
+    new: Annotated[
+        str, typer.Argument(metavar="B", help="A JSON report file or a TARGET.")
+    ],
     skip_name: SkipNames = [],  # noqa: B006
     skip_class: SkipClasses = [],  # noqa: B006
     init: Init = None,
@@ -492,7 +503,7 @@ def diff(
         SuggestFormat, typer.Option("--format", help="Output format.")
     ] = SuggestFormat.table,
     width: Annotated[
-        int | None, typer.Option("--width", min=40, help="Table width in columns.")
+        int | None, typer.Option("--width", min=60, help="Table width in columns.")
     ] = None,
     show_traceback: ShowTraceback = False,
 ) -> None:

@@ -149,7 +149,7 @@ def _align(
 
 
 def _translate(value: Any, renamed: dict[str, str]) -> Any:
-    if isinstance(value, str) and value.startswith("%"):
+    if isinstance(value, str) and value.startswith("%") and value[1:2] != "%":
         return "%" + renamed.get(value[1:], value[1:])
     if isinstance(value, list):
         return [_translate(item, renamed) for item in value]

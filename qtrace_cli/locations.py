@@ -89,7 +89,7 @@ class FrameFilter:
             shown = filename
             if os.path.isabs(filename):
                 rel = os.path.relpath(filename, self._cwd)
-                if not rel.startswith(os.pardir):
+                if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
                     shown = rel
             self._display[filename] = shown
         return shown

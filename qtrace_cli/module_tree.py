@@ -8,7 +8,7 @@ explicit stack, so qtrace can still report such a model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -44,3 +44,15 @@ def set_training(root: torch.nn.Module, training: bool) -> None:
     except RecursionError:
         for _, module in walk_modules(root):
             module.training = training
+
+
+def ancestors_of(paths: Iterable[str]) -> set[str]:
+    """Every proper ancestor path of ``paths`` ("" for the root excluded)."""
+    found: set[str] = set()
+    for path in paths:
+        while "." in path:
+            path = path.rpartition(".")[0]
+            if path in found:
+                break
+            found.add(path)
+    return found

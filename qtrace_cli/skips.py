@@ -96,7 +96,13 @@ def _expand_name(pattern: str, paths: list[str]) -> tuple[list[str], str | None]
         # asked for, and it can do no harm there.
         return [pattern], _no_match_warning(pattern, paths, "is not a module path")
 
-    regex = glob_to_regex(pattern)
+    try:
+        regex = glob_to_regex(pattern)
+    except re.error as err:
+        raise UsageError(
+            f"--skip-name {pattern} is not a valid glob ({err}); use * and ? for "
+            "parts of one name, ** across dots, [abc] for one of a few characters."
+        ) from None
     matched = [path for path in paths if regex.match(path)]
     if matched:
         return matched, None
@@ -170,6 +176,11 @@ def _import_class(
     except (ImportError, AttributeError, ValueError):
         raise UsageError(
             f"--skip-class {spec} cannot be imported; " + _candidates(attr, model_types)
+        ) from None
+    except Exception as err:  # the module itself raised while importing
+        raise UsageError(
+            f"--skip-class {spec}: importing {module_name} raised "
+            f"{qualified_name(type(err))}: {err}; " + _candidates(attr, model_types)
         ) from None
     if not isinstance(obj, type) or not issubclass(obj, torch.nn.Module):
         raise UsageError(

@@ -129,9 +129,11 @@ def load_model(spec: TargetSpec, init: InitArgs | None = None) -> LoadedModel:
         UsageError: when ``--init`` is given for a module instance.
     """
     init = init or InitArgs()
-    module = _import(spec)
-    obj = _get_attr(module, spec)
-    model = _build(obj, spec, init)
+    # Constructors and factories import too; no __pycache__ from them either.
+    with _no_bytecode_writes():
+        module = _import(spec)
+        obj = _get_attr(module, spec)
+        model = _build(obj, spec, init)
     return LoadedModel(spec=spec, model=model)
 
 
@@ -147,10 +149,15 @@ def _no_bytecode_writes() -> Iterator[None]:
 
 
 def _import(spec: TargetSpec) -> ModuleType:
-    with _no_bytecode_writes():
-        if spec.is_file:
-            return _import_file(spec)
-        return _import_module(spec)
+    if spec.is_file:
+        return _import_file(spec)
+    return _import_module(spec)
+
+
+# Modules each file target's folder brought in, so that a second file target
+# from another folder (``qtrace diff old/model.py:M new/model.py:M``) imports
+# its own siblings rather than reusing the first folder's.
+_FOLDER_MODULES: dict[str, set[str]] = {}
 
 
 def _import_file(spec: TargetSpec) -> ModuleType:
@@ -161,20 +168,31 @@ def _import_file(spec: TargetSpec) -> ModuleType:
             f"(looked in {Path.cwd()})."
         )
     folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    for other, names in _FOLDER_MODULES.items():
+        if other != folder:
+            for name in names:
+                sys.modules.pop(name, None)
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
 
     name = path.stem if path.stem.isidentifier() else "_qtrace_target"
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != str(path.resolve()):
+        # Never replace a module of the same name that is already loaded.
+        name = f"_qtrace_file_{name}"
     file_spec = importlib.util.spec_from_file_location(name, path)
     if file_spec is None or file_spec.loader is None:
         raise LoadError(f"cannot load {spec.text!r}: {path} is not a Python file.")
     module = importlib.util.module_from_spec(file_spec)
+    before = set(sys.modules)
     sys.modules[name] = module
     try:
         file_spec.loader.exec_module(module)
     except BaseException as err:
         sys.modules.pop(name, None)
         raise _import_failure(spec, err) from err
+    _FOLDER_MODULES.setdefault(folder, set()).update(set(sys.modules) - before)
     return module
 
 

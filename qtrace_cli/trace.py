@@ -15,7 +15,7 @@ import torch
 from qtrace_cli.arguments import encode_argument, format_target
 from qtrace_cli.leaf_rule import leaf_reasons
 from qtrace_cli.locations import Locator, StackMode
-from qtrace_cli.module_tree import set_training, walk_modules
+from qtrace_cli.module_tree import ancestors_of, set_training, walk_modules
 from qtrace_cli.naming import qualified_name
 from qtrace_cli.report import (
     ModuleInfo,
@@ -193,17 +193,9 @@ def _modules(
 ) -> list[ModuleInfo]:
     decisions: dict[str, bool] = tracer.leaf_decisions
     calls: dict[str, int] = getattr(tracer, "num_calls", {})
-    decided = list(decisions)
 
-    # Every ancestor of a module the tracer called; a container is "used" when
-    # one of its descendants was.
-    has_called_below: set[str] = set()
-    for path in decided:
-        while "." in path:
-            path = path.rpartition(".")[0]
-            if path in has_called_below:
-                break
-            has_called_below.add(path)
+    # A container is "used" when one of its descendants was called.
+    has_called_below = ancestors_of(decisions)
 
     state: dict[str, str] = {}
     rows = []
@@ -252,9 +244,10 @@ def _failure(
     message = str(err)
     if isinstance(err, RecursionError):
         message = (
-            f"{message}. The model is nested deeper than Python's recursion limit "
-            f"({sys.getrecursionlimit()}) allows; prepare_fx fails on it the same "
-            "way. Flatten the nesting, or raise the limit with "
+            f"{message}. The model nests modules too deeply for Python's "
+            f"recursion limit ({sys.getrecursionlimit()} frames; tracing takes "
+            "several frames per level of nesting); prepare_fx fails on it the "
+            "same way. Flatten the nesting, or raise the limit with "
             "sys.setrecursionlimit before tracing."
         )
     suggestion = f"--skip-name {module_path}" if module_path else None

@@ -264,7 +264,7 @@ def test_model_deeper_than_the_recursion_limit_fails_with_a_message(
             return model
         """,
     )
-    result = show(f"{path}:build", "--section", "summary,leaves")
+    result = show(f"{path}:build", "--section", "summary,leaves", "--width", "400")
     assert result.exit_code == 1
     assert "builtins.RecursionError" in flat(result.stderr)
     assert "recursion limit" in flat(result.stderr)
@@ -895,12 +895,6 @@ def test_stack_modes_in_json() -> None:
     assert "resnet.py" not in table.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the table ignores --stack full; the scopes table shows "
-    "only the innermost frame, though SPEC says --stack full shows the user "
-    "frames of the whole stack",
-)
 def test_stack_full_shows_outer_frames_in_the_table() -> None:
     result = show(RESNET, "--stack", "full", "--section", "scopes", "--width", "120")
     assert result.exit_code == 0

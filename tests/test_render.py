@@ -139,17 +139,17 @@ def test_time_is_the_only_thing_normalised() -> None:
 
 
 @pytest.mark.usefixtures("plain_cli")
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: --width accepts 40-59, but the graph, leaf and scope "
-    "tables then print lines longer than the width (column min widths are never "
-    "relaxed, headers are never cut)",
-)
-def test_narrow_width_is_respected() -> None:
-    result = run_show(RESNET, "--width", "50")
+def test_narrowest_width_is_respected() -> None:
+    result = run_show(RESNET, "--width", "60")
     assert result.exit_code == 0
-    too_long = [line for line in result.stdout.splitlines() if len(line) > 50]
+    too_long = [line for line in result.stdout.splitlines() if len(line) > 60]
     assert too_long == []
+
+
+@pytest.mark.usefixtures("plain_cli")
+def test_width_below_sixty_is_a_usage_error() -> None:
+    result = run_show(RESNET, "--width", "50")
+    assert result.exit_code == 2
 
 
 # --------------------------------------------------------------------------
@@ -209,13 +209,6 @@ def test_grid_lines_never_exceed_the_width(
         assert len(line) <= width
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: render_grid promises lines of at most `width` but "
-    "overflows when the columns' min widths do not fit, when a column is "
-    "narrower than its header, or when a wide first column pushes the detail "
-    "line past the width",
-)
 @pytest.mark.parametrize(
     ("columns", "row", "width"),
     [

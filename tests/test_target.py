@@ -366,11 +366,6 @@ def test_file_target_by_absolute_path(workspace: Path, tmp_path: Path) -> None:
     assert no_bytecode(workspace)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="modules imported lazily while the model is built write __pycache__",
-)
 def test_lazy_import_in_constructor_writes_no_bytecode(workspace: Path) -> None:
     write(workspace, "models/helper_q.py", NET)
     write(
@@ -387,11 +382,6 @@ def test_lazy_import_in_constructor_writes_no_bytecode(workspace: Path) -> None:
     assert no_bytecode(workspace)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a second file target reuses the first one's same-named sibling module",
-)
 def test_two_file_targets_with_same_named_siblings(workspace: Path) -> None:
     for folder, layer in (("old", "nn.ReLU()"), ("new", "nn.Tanh()")):
         write(
@@ -409,11 +399,6 @@ def test_two_file_targets_with_same_named_siblings(workspace: Path) -> None:
     assert isinstance(new[0], nn.Tanh)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a file target named like a loaded module replaces it in sys.modules",
-)
 def test_file_target_does_not_shadow_loaded_module(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -57,14 +57,16 @@ def render_grid(
         detail = [i for i, c in enumerate(columns) if c.detail]
     shown = [columns[i] for i in inline]
     widths = _fit(shown, [natural[i] for i in inline], width)
-    indent = " " * (_MARGIN + widths[0] + _GAP)
+    indent = " " * min(_MARGIN + widths[0] + _GAP, width // 2)
+    room = width - len(indent)
 
     yield paint(title, "bold")
     yield ""
-    header = [_pad(c.header, w, c.right) for c, w in zip(shown, widths)]
+    header = [_pad(_cut(c.header, w), w, c.right) for c, w in zip(shown, widths)]
     yield _line([paint(h, "bold") for h in header])
     if detail:
-        yield indent + paint(" ".join(columns[i].header for i in detail), "bold")
+        names = " ".join(columns[i].header for i in detail)
+        yield indent + paint(_cut(names, room), "bold")
     yield " " + "─" * (min(_total(widths), width) - 2)
     for row in rows:
         cells = [
@@ -82,10 +84,7 @@ def render_grid(
         if detail:
             extra = "  ".join(row[i] for i in detail if row[i])
             if extra:
-                room = width - len(indent)
-                if len(extra) > room:
-                    extra = extra[: max(room - 1, 0)] + "…"
-                yield indent + paint(extra, "dim")
+                yield indent + paint(_cut(extra, room), "dim")
     yield ""
 
 
@@ -127,14 +126,26 @@ def _fit(columns: Sequence[Column], natural: list[int], width: int) -> list[int]
         excess = sum(widths) - budget
         goal = max(max(others, default=0), widths[widest] - excess)
         widths[widest] = max(floor[widest], min(widths[widest] - 1, goal))
+    # Still too wide for the columns' preferred minimums: give those up too,
+    # widest first, rather than overflow the width.
+    while sum(widths) > budget and max(widths) > 1:
+        widest = max(range(len(widths)), key=lambda i: widths[i])
+        widths[widest] -= 1
     return widths
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` with an ellipsis when longer."""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + "…" if width > 0 else ""
 
 
 def _cell_lines(text: str, column: Column, width: int) -> list[str]:
     if len(text) <= width:
         return [text]
     if not column.wrap:
-        return [text[: max(width - 1, 0)] + "…"]
+        return [_cut(text, width)]
     return wrap(text, width)
 
 

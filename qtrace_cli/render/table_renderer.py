@@ -14,7 +14,7 @@ from qtrace_cli.arguments import argument_text
 from qtrace_cli.naming import short_name
 from qtrace_cli.render.grid import Column, Styler, render_grid
 from qtrace_cli.render.view import View
-from qtrace_cli.render.words import decision_words, leaf_ancestors
+from qtrace_cli.render.words import called_below, decision_words, leaf_ancestors
 from qtrace_cli.report import OPS, Location, Report, StackEntry
 
 _DECISION_STYLE = {
@@ -153,12 +153,15 @@ def leaf_table(report: Report, view: View) -> Grid:
     """One row per submodule: path, class, decision, why, calls."""
     hidden_by = leaf_ancestors(report.modules)
     failed_in = report.error.module_path if report.error is not None else None
+    parents = called_below(report.modules)
     rows = [
         [
             module.path or "(root)",
             short_name(module.type),
             module.decision,
-            decision_words(module, hidden_by.get(module.path), failed_in),
+            decision_words(
+                module, hidden_by.get(module.path), failed_in, module.path in parents
+            ),
             str(module.calls),
         ]
         for module in view.modules(report)
@@ -190,7 +193,7 @@ def scope_table(report: Report, view: View) -> Grid:
                 node.op,
                 scope,
                 stack_chain(node.module_stack),
-                *_source_cells(node.location),
+                *_source_cells(node.location, node.stack),
             ]
         )
     columns = [
@@ -204,10 +207,13 @@ def scope_table(report: Report, view: View) -> Grid:
     return Grid("scopes", columns, rows)
 
 
-def _source_cells(location: Location | None) -> tuple[str, str]:
+def _source_cells(location: Location | None, stack: list[Location]) -> tuple[str, str]:
+    """``file:line`` and the code; with ``--stack full``, every user frame's
+    ``file:line`` from the outermost in, then the innermost frame's code."""
     if location is None:
         return "", ""
-    return f"{location.file}:{location.line}", location.code
+    frames = stack or [location]
+    return " > ".join(f"{f.file}:{f.line}" for f in frames), location.code
 
 
 def stack_chain(stack: list[StackEntry]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qtrace_cli.module_tree import ancestors_of
 from qtrace_cli.naming import short_name
 from qtrace_cli.report import Location, ModuleInfo
 
@@ -22,11 +23,15 @@ def reason_words(module: ModuleInfo, reason: str) -> str:
 
 
 def decision_words(
-    module: ModuleInfo, leaf_ancestor: str | None, failed_in: str | None = None
+    module: ModuleInfo,
+    leaf_ancestor: str | None,
+    failed_in: str | None = None,
+    children_called: bool = False,
 ) -> str:
     """Why the module got its decision, in a few words.
 
-    ``failed_in`` is the module path where a failed trace stopped, if it did.
+    ``failed_in`` is the module path where a failed trace stopped, if it did;
+    ``children_called`` says whether a module below this one was called.
     """
     if module.decision == "root":
         return "the model itself"
@@ -44,6 +49,8 @@ def decision_words(
         return "container; its children were called"
     if failed_in is not None:
         return "not reached before the trace failed"
+    if children_called:
+        return "never called itself; its children were"
     return "never called"
 
 
@@ -60,6 +67,11 @@ def leaf_ancestors(modules: list[ModuleInfo]) -> dict[str, str]:
         elif parent in found:
             found[module.path] = found[parent]
     return found
+
+
+def called_below(modules: list[ModuleInfo]) -> set[str]:
+    """Paths of the modules with a called module somewhere below them."""
+    return ancestors_of(m.path for m in modules if m.calls)
 
 
 def location_words(location: Location | None) -> str:
