@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import re
 import time
 from collections import Counter
@@ -30,6 +31,8 @@ from qtrace_cli.trace import trace_model
 from qtrace_cli.tracer import base_tracer_class
 
 SUGGEST_SCHEMA = "qtrace.suggest/1"
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, str], None]
 """Called before each trace with the trace count so far and what it checks."""
@@ -134,6 +137,7 @@ class _Search:
             return known
         if self.progress is not None:
             self.progress(self.traces, why)
+        logger.info("trace %d: %s", self.traces + 1, why)
         self.traces += 1
         report = trace_model(
             self.model,
@@ -155,6 +159,9 @@ class _Search:
         """Trace with the plain quantization tracer, no observation at all."""
         if self.progress is not None:
             self.progress(self.traces, "checking the answer with the plain tracer")
+        logger.info(
+            "trace %d: checking the answer with the plain tracer", self.traces + 1
+        )
         self.traces += 1
         tracer = base_tracer_class()(list(names), list(classes))
         # Stack traces change no node and no decision, and torch's recording of

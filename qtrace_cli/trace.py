@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import time
 from collections import Counter
@@ -27,6 +28,8 @@ from qtrace_cli.report import (
     TraceFailure,
 )
 from qtrace_cli.tracer import base_tracer_class, observing_tracer_class
+
+logger = logging.getLogger(__name__)
 
 
 def trace_model(
@@ -104,6 +107,14 @@ def _trace(
     except BaseException as err:  # the model's code may raise anything
         failure = err
     elapsed = time.perf_counter() - started
+    logger.info(
+        "traced %s with %s: %d nodes in %.3f s%s",
+        target or type(model).__name__,
+        type(tracer).__mro__[1].__name__,
+        len(tracer.graph.nodes) if hasattr(tracer, "graph") else 0,
+        elapsed,
+        "" if failure is None else f", failed with {type(failure).__name__}",
+    )
 
     nodes = _nodes(tracer)
     modules = _modules(model, tracer, names, classes)
