@@ -207,7 +207,12 @@ def _hold_to_baseline(
 ) -> None:
     if update:
         if report.ok:
-            write_atomically(baseline, report_json(report))
+            try:
+                baseline.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(baseline, report_json(report))
+            except (OSError, QtraceError) as err:
+                result.problems.append(f"baseline {baseline} not written: {err}")
+                return
             result.baseline_written = True
         else:
             result.problems.append(
@@ -258,9 +263,21 @@ def github_annotations(results: Iterable[CheckResult]) -> list[str]:
         location = None
         if result.report is not None and result.report.error is not None:
             location = result.report.error.location
-        message = "; ".join(result.problems).replace("%", "%25").replace("\n", "%0A")
-        props = f"title=qtrace check {result.check.label}"
+        message = _escape_data("; ".join(result.problems))
+        props = f"title={_escape_property('qtrace check ' + result.check.label)}"
         if location is not None and not os.path.isabs(location.file):
-            props = f"file={location.file},line={location.line}," + props
+            props = (
+                f"file={_escape_property(location.file)},line={location.line}," + props
+            )
         lines.append(f"::error {props}::{message}")
     return lines
+
+
+def _escape_data(text: str) -> str:
+    # GitHub's workflow-command encoding for a message.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    # ... and for a property value, where ':' and ',' are separators.
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")

@@ -3,6 +3,7 @@
     QtraceError                 base class; exit code 1
     ├── UsageError              a flag, TARGET or --init value is malformed (2)
     ├── LoadError               the model could not be imported or built (3)
+    ├── OutputError             a file qtrace was asked to write could not be (1)
     └── CheckFailed             a check or comparison did not hold (1)
 
 The command line catches `QtraceError` only, prints its message on stderr and
@@ -28,6 +29,12 @@ class LoadError(QtraceError):
     """The model could not be imported, found or constructed."""
 
     exit_code = 3
+
+
+class OutputError(QtraceError):
+    """A file qtrace was asked to write could not be written."""
+
+    exit_code = 1
 
 
 class CheckFailed(QtraceError):

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from qtrace_cli.errors import UsageError
+from qtrace_cli.errors import OutputError, UsageError
 
 
 def check_writable(path: Path, flag: str = "-o") -> None:
@@ -35,6 +35,16 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step, so a reader or an interrupted
     run never sees half a file, and the previous file survives a failure."""
     folder = path.parent if str(path.parent) else Path(".")
+    try:
+        _replace(path, folder, text)
+    except OSError as err:
+        raise OutputError(
+            f"cannot write {path}: {err.strerror or err}; the previous file, if "
+            "any, is unchanged."
+        ) from err
+
+
+def _replace(path: Path, folder: Path, text: str) -> None:
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as temp:

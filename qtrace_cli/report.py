@@ -196,7 +196,9 @@ class Report:
                 "-o FILE."
             )
         try:
-            return _report_from_dict(data)
+            report = _report_from_dict(data)
+            _validate(report)
+            return report
         except (KeyError, TypeError, ValueError) as err:
             raise UsageError(
                 f"{source} is a damaged qtrace report ({type(err).__name__}: {err}); "
@@ -237,6 +239,70 @@ def _node_dict(node: NodeInfo) -> dict[str, Any]:
 
 def _location(data: Any) -> Location | None:
     return None if data is None else Location(**data)
+
+
+def _expect(value: Any, kinds: type | tuple[type, ...], where: str) -> None:
+    allowed = kinds if isinstance(kinds, tuple) else (kinds,)
+    # bool is an int to isinstance, but never a valid count or line number.
+    if not isinstance(value, allowed) or (
+        isinstance(value, bool) and bool not in allowed
+    ):
+        raise ValueError(f"{where} is a {type(value).__name__}")
+
+
+def _expect_strings(values: Any, where: str) -> None:
+    _expect(values, list, where)
+    for value in values:
+        _expect(value, str, f"an item of {where}")
+
+
+def _validate_location(location: Location | None, where: str) -> None:
+    if location is None:
+        return
+    _expect(location.file, str, f"{where} file")
+    _expect(location.line, int, f"{where} line")
+    _expect(location.function, str, f"{where} function")
+    _expect(location.code, str, f"{where} code")
+
+
+def _validate(report: Report) -> None:
+    """Check the types a saved report's readers rely on."""
+    for text in (report.target, report.model_class, report.torch_version):
+        _expect(text, str, "a header field")
+    _expect_strings(report.skip_names, "skip_names")
+    _expect_strings(report.skip_classes, "skip_classes")
+    for node in report.nodes:
+        where = f"node {node.name!r}"
+        _expect(node.index, int, f"{where} index")
+        _expect(node.name, str, "a node name")
+        if node.op not in OPS:
+            raise ValueError(f"{where} has op {node.op!r}")
+        _expect(node.target, str, f"{where} target")
+        _expect(node.args, list, f"{where} args")
+        _expect(node.kwargs, dict, f"{where} kwargs")
+        _expect_strings(node.users, f"{where} users")
+        _expect(node.scope.path, str, f"{where} scope path")
+        _expect(node.scope.type, (str, type(None)), f"{where} scope type")
+        for entry in node.module_stack:
+            for text in (entry.key, entry.path, entry.type):
+                _expect(text, str, f"{where} module_stack")
+        _validate_location(node.location, f"{where} location")
+        for frame in node.stack:
+            _validate_location(frame, f"{where} stack")
+    for module in report.modules:
+        _expect(module.path, str, "a module path")
+        _expect(module.type, str, f"module {module.path!r} type")
+        if module.decision not in DECISIONS:
+            raise ValueError(f"module {module.path!r} has decision {module.decision!r}")
+        _expect_strings(module.reasons, f"module {module.path!r} reasons")
+        _expect(module.calls, int, f"module {module.path!r} calls")
+    if report.error is not None:
+        _expect(report.error.type, str, "error type")
+        _expect(report.error.message, str, "error message")
+        _expect(report.error.module_path, (str, type(None)), "error module_path")
+        _validate_location(report.error.location, "error location")
+    _expect(report.summary.nodes, int, "summary nodes")
+    _expect(report.summary.ops, dict, "summary ops")
 
 
 def _report_from_dict(data: dict[str, Any]) -> Report:

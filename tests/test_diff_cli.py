@@ -290,13 +290,6 @@ def test_the_messages_say_what_is_wrong(
     assert str(tmp_path / "absent.json") in absent.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Report.from_dict accepts fields of the wrong type (a node target "
-    "that is null or a number); rendering the diff then fails with "
-    "'internal error: TypeError ... This is a qtrace bug' instead of a usage "
-    "error naming the file",
-)
 @pytest.mark.parametrize("value", [None, 5])
 def test_a_report_with_a_wrongly_typed_field_names_the_file(
     reports: dict[str, Path], tmp_path: Path, value: Any

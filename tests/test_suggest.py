@@ -654,12 +654,6 @@ def test_long_names_get_the_failing_instances(long_names_target: str) -> None:
     assert document["skip_classes"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="suggest hard-wraps its flags line (and its snippet) at the table "
-    "width, splitting '--skip-name' from its value across lines, so the "
-    "ready-to-paste flags break when pasted into a shell",
-)
 def test_long_flags_stay_on_one_line(long_names_target: str) -> None:
     result = invoke("suggest", long_names_target)
 

@@ -62,9 +62,10 @@ def render_suggestion(
         text.print("[bold green]The model traces as it is; nothing to skip.[/]")
     else:
         text.print("[bold green]Skip these to make the model trace:[/]\n")
-        text.print("  " + " ".join(answer_flags(suggestion)), markup=False)
+        # Ready to paste: never wrapped, whatever the width.
+        out.write("  " + " ".join(answer_flags(suggestion)) + "\n")
         text.print("\nor, for prepare_fx:\n")
-        text.print(prepare_custom_config_snippet(suggestion), markup=False)
+        out.write(prepare_custom_config_snippet(suggestion) + "\n")
         if suggestion.costs:
             text.print("\n[bold]What stays in float:[/]")
             for cost in suggestion.costs:
