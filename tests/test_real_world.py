@@ -186,7 +186,7 @@ class RawTrace:
             self.decisions[path] = leaf
             return leaf
 
-        self.tracer.is_leaf_module = spy  # type: ignore[method-assign]
+        self.tracer.is_leaf_module = spy
         self.error: Exception | None = None
         model.eval()
         try:
@@ -373,6 +373,7 @@ def test_fasterrcnn_fails_in_its_own_forward() -> None:
     assert_diagnosis(report, model, torchvision())
     assert report.error is not None
     assert report.error.module_path == ""
+    assert report.error.location is not None
     assert source_file(report.error.location).parent.name == "detection"
 
 
@@ -427,7 +428,7 @@ def test_hf_encoder_in_a_wrapper_gets_skips_that_work(
 
     # The first failure is inside the encoder, never in the wrapper's forward.
     first = reports[0].error
-    assert first is not None
+    assert first is not None and first.module_path
     assert first.module_path.startswith("model")
     assert skips[0] == first.module_path
     assert reports[-1].ok
