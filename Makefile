@@ -7,13 +7,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.qtrace-installed
 TORCH_PIN := torch==2.13.0
+# Real-world encoders for tests/test_real_world.py, built from tiny configs
+# (no weights are downloaded). Pinned: the tests name its modules and lines.
+TRANSFORMERS_PIN := transformers==5.25.0
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(TRANSFORMERS_PIN)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -361,7 +361,13 @@ def _cost_of(
 def _root_hint(model: torch.nn.Module, failure: Failure | None) -> str | None:
     if failure is None:
         return None
-    code = failure.location.code if failure.location else ""
+    if failure.location is None:
+        return (
+            "torch.fx failed before the model's own code ran (often a decorator on "
+            "forward that hides its signature), so no skip can help: trace a "
+            "wrapper module whose forward calls this model instead."
+        )
+    code = failure.location.code
     for name, value in _flag_parameters(model).items():
         if re.search(rf"\b{re.escape(name)}\b", code):
             return (

@@ -96,7 +96,8 @@ def summary_text(report: Report) -> Text:
     text = Text()
     text.append(f"{report.target}", style="bold")
     text.append(f"  ({report.model_class})\n")
-    text.append(f"torch {report.torch_version}, {report.tracer}, {report.mode} mode\n")
+    text.append(f"torch {report.torch_version}, {report.mode} mode\n")
+    text.append(f"tracer: {report.tracer}\n")
     ops = ", ".join(f"{s.ops[op]} {op}" for op in OPS if s.ops.get(op))
     text.append(f"nodes: {s.nodes}" + (f" ({ops})" if ops else "") + "\n")
 
@@ -254,6 +255,13 @@ def failure_panel(report: Report) -> Panel | None:
         text.append(error.suggestion, style="bold green")
         text.append(
             " (it stays in float), or make its forward traceable.", style="green"
+        )
+    elif error.location is None:
+        text.append(
+            "No skip can help: torch.fx failed before the model's own code ran "
+            "(often a decorator on forward that hides its signature). Trace a "
+            "wrapper module whose forward calls this model instead.",
+            style="yellow",
         )
     else:
         text.append(
