@@ -73,16 +73,3 @@ def _text(value: Any) -> str:
         return repr(value)
     except Exception:  # a user object whose __repr__ raises
         return f"<{qualified_name(type(value))}>"
-
-
-def argument_text(value: Any) -> str:
-    """Short text for an encoded argument, as the tables show it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "(" + ", ".join(argument_text(item) for item in value) + ")"
-    if isinstance(value, dict):
-        return (
-            "{" + ", ".join(f"{k}: {argument_text(v)}" for k, v in value.items()) + "}"
-        )
-    return repr(value)

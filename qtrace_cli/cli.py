@@ -56,7 +56,7 @@ class Op(StrEnum):
     output = "output"
 
 
-class SuggestFormat(StrEnum):
+class TextOrJson(StrEnum):
     table = "table"
     json = "json"
 
@@ -109,6 +109,15 @@ ConcreteArgs = Annotated[
         help="Pin a non-tensor forward argument, e.g. augment=false. Repeatable.",
     ),
 ]
+Width = Annotated[
+    int | None,
+    typer.Option(
+        "--width",
+        min=60,
+        help="Table width in columns (default: the terminal's, COLUMNS, or 100).",
+    ),
+]
+TextFormat = Annotated[TextOrJson, typer.Option("--format", help="Output format.")]
 ShowTraceback = Annotated[
     bool,
     typer.Option("--traceback", help="Print Python tracebacks (for bug reports)."),
@@ -246,14 +255,7 @@ def show(
             "frame, or none.",
         ),
     ] = Stack.user,
-    width: Annotated[
-        int | None,
-        typer.Option(
-            "--width",
-            min=60,
-            help="Table width in columns (default: the terminal's, COLUMNS, or 100).",
-        ),
-    ] = None,
+    width: Width = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
     """Trace TARGET and print the graph, the leaf decisions and the scopes."""
@@ -314,12 +316,8 @@ def suggest(
     init: Init = None,
     train: Train = False,
     concrete_arg: ConcreteArgs = [],  # noqa: B006
-    output_format: Annotated[
-        SuggestFormat, typer.Option("--format", help="Output format.")
-    ] = SuggestFormat.table,
-    width: Annotated[
-        int | None, typer.Option("--width", min=60, help="Table width in columns.")
-    ] = None,
+    output_format: TextFormat = TextOrJson.table,
+    width: Width = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
     """Find the smallest, deepest skip list that makes TARGET trace."""
@@ -410,9 +408,7 @@ def check(
         str | None,
         typer.Option("--shard", metavar="I/N", help="Check only share I of N."),
     ] = None,
-    width: Annotated[
-        int | None, typer.Option("--width", min=60, help="Table width in columns.")
-    ] = None,
+    width: Width = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
     """Check that models trace and match their expectations (the CI command)."""
@@ -499,12 +495,8 @@ def diff(
     init: Init = None,
     train: Train = False,
     concrete_arg: ConcreteArgs = [],  # noqa: B006
-    output_format: Annotated[
-        SuggestFormat, typer.Option("--format", help="Output format.")
-    ] = SuggestFormat.table,
-    width: Annotated[
-        int | None, typer.Option("--width", min=60, help="Table width in columns.")
-    ] = None,
+    output_format: TextFormat = TextOrJson.table,
+    width: Width = None,
     show_traceback: ShowTraceback = False,
 ) -> None:
     """Compare two reports (JSON files or targets); exit 1 when they differ."""
@@ -539,7 +531,7 @@ def diff(
         from qtrace_cli.compare import compare_reports
 
         found = compare_reports(side(old), side(new))
-        if output_format is SuggestFormat.json:
+        if output_format is TextOrJson.json:
             sys.stdout.write(json.dumps(found.to_dict(), indent=2) + "\n")
         else:
             from qtrace_cli.render.diff_renderer import print_diff

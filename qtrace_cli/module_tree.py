@@ -9,8 +9,10 @@ explicit stack, so qtrace can still report such a model.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def walk_modules(root: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Module]]:

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from qtrace_cli.arguments import argument_text, encode_argument, format_target
+from qtrace_cli.arguments import encode_argument, format_target
+from qtrace_cli.render.words import argument_text
 from qtrace_cli.trace import trace_model
 
 

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from qtrace_cli.check import CheckResult
 from qtrace_cli.render.diff_renderer import diff_lines
-from qtrace_cli.render.table_renderer import make_console, table_width
+from qtrace_cli.render.table_renderer import make_console, table_colours, table_width
 
 
 class CheckPrinter:
@@ -17,11 +17,7 @@ class CheckPrinter:
         self.out = out
         console = make_console(out)
         self.width = table_width(console, width)
-        self.colours = (
-            console.color_system
-            if console.is_terminal and not console.no_color
-            else None
-        )
+        self.colours = table_colours(console)
         self.console = make_console(out, self.width)
 
     def result(self, result: CheckResult) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TextIO
 
-from qtrace_cli.arguments import argument_text
 from qtrace_cli.compare import ReportDiff
 from qtrace_cli.naming import short_name
 from qtrace_cli.render.grid import Column, render_grid
-from qtrace_cli.render.table_renderer import make_console, table_width
+from qtrace_cli.render.table_renderer import make_console, table_colours, table_width
+from qtrace_cli.render.words import arguments_words
 from qtrace_cli.report import ModuleInfo, NodeInfo
 
 _NODE_COLUMNS = [
@@ -23,14 +23,12 @@ _NODE_COLUMNS = [
 
 
 def _node_row(node: NodeInfo) -> list[str]:
-    args = [argument_text(a) for a in node.args]
-    args += [f"{k}={argument_text(v)}" for k, v in node.kwargs.items()]
     return [
         str(node.index),
         node.name,
         node.op,
         node.target,
-        ", ".join(args),
+        arguments_words(node),
         node.scope.path or "(root)",
     ]
 
@@ -101,9 +99,7 @@ def diff_lines(
 def print_diff(diff: ReportDiff, out: TextIO, width: int | None = None) -> None:
     """Write the difference tables, or a line saying the reports are equal."""
     console = make_console(out)
-    colours = (
-        console.color_system if console.is_terminal and not console.no_color else None
-    )
+    colours = table_colours(console)
     if diff.empty:
         make_console(out).print(
             "[bold green]no structural difference[/]", highlight=False

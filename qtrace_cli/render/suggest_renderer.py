@@ -11,7 +11,7 @@ from rich.console import Console
 
 from qtrace_cli.naming import qualified_name, short_name
 from qtrace_cli.render.grid import Column, render_grid
-from qtrace_cli.render.table_renderer import make_console, table_width
+from qtrace_cli.render.table_renderer import make_console, table_colours, table_width
 from qtrace_cli.render.words import location_words
 from qtrace_cli.suggest import Progress, Suggestion
 
@@ -27,9 +27,7 @@ def render_suggestion(
 
     console = make_console(out)
     width = table_width(console, width)
-    colours = (
-        console.color_system if console.is_terminal and not console.no_color else None
-    )
+    colours = table_colours(console)
     if suggestion.failures:
         rows = [
             [

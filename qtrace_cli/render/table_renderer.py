@@ -10,11 +10,15 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from qtrace_cli.arguments import argument_text
 from qtrace_cli.naming import short_name
 from qtrace_cli.render.grid import Column, Styler, render_grid
 from qtrace_cli.render.view import View
-from qtrace_cli.render.words import called_below, decision_words, leaf_ancestors
+from qtrace_cli.render.words import (
+    arguments_words,
+    called_below,
+    decision_words,
+    leaf_ancestors,
+)
 from qtrace_cli.report import OPS, Location, Report, StackEntry
 
 _DECISION_STYLE = {
@@ -30,6 +34,14 @@ _DECISION_STYLE = {
 def make_console(out: TextIO, width: int | None = None) -> Console:
     """A console for ``out``: colour only on a terminal, ``NO_COLOR`` honoured."""
     return Console(file=out, width=width, highlight=False, soft_wrap=False)
+
+
+def table_colours(console: Console) -> str | None:
+    """The colour system to paint tables with, or None for plain text (a pipe, a
+    file, or ``NO_COLOR``)."""
+    if console.is_terminal and not console.no_color:
+        return console.color_system
+    return None
 
 
 def table_width(console: Console, width: int | None) -> int:
@@ -51,11 +63,7 @@ class TableRenderer:
     def render(self, report: Report, view: View, out: TextIO) -> None:
         console = make_console(out)
         width = table_width(console, self.width)
-        colours = (
-            console.color_system
-            if console.is_terminal and not console.no_color
-            else None
-        )
+        colours = table_colours(console)
         if "summary" in view.sections:
             make_console(out, width).print(summary_text(report))
             out.write("\n")
@@ -127,15 +135,13 @@ def graph_table(report: Report, view: View) -> Grid:
     """One row per node: index, name, op, target, args, users."""
     rows = []
     for node in view.nodes(report):
-        args = [argument_text(a) for a in node.args]
-        args += [f"{k}={argument_text(v)}" for k, v in node.kwargs.items()]
         rows.append(
             [
                 str(node.index),
                 node.name,
                 node.op,
                 node.target,
-                ", ".join(args),
+                arguments_words(node),
                 ", ".join(node.users),
             ]
         )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qtrace_cli.module_tree import ancestors_of
 from qtrace_cli.naming import short_name
-from qtrace_cli.report import Location, ModuleInfo
+from qtrace_cli.report import Location, ModuleInfo, NodeInfo
 
 
 def reason_words(module: ModuleInfo, reason: str) -> str:
@@ -74,8 +76,28 @@ def called_below(modules: list[ModuleInfo]) -> set[str]:
     return ancestors_of(m.path for m in modules if m.calls)
 
 
+def arguments_words(node: NodeInfo) -> str:
+    """A node's positional and keyword arguments as one line of text."""
+    args = [argument_text(a) for a in node.args]
+    args += [f"{k}={argument_text(v)}" for k, v in node.kwargs.items()]
+    return ", ".join(args)
+
+
 def location_words(location: Location | None) -> str:
     """``file:line  code`` for a source location, or an empty string."""
     if location is None:
         return ""
     return f"{location.file}:{location.line}  {location.code}".rstrip()
+
+
+def argument_text(value: Any) -> str:
+    """Short text for an encoded argument, as the tables show it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "(" + ", ".join(argument_text(item) for item in value) + ")"
+    if isinstance(value, dict):
+        return (
+            "{" + ", ".join(f"{k}: {argument_text(v)}" for k, v in value.items()) + "}"
+        )
+    return repr(value)
