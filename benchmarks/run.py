@@ -132,6 +132,54 @@ def torch_free_help() -> bool:
     return done.stderr.strip().endswith("False")
 
 
+SUGGEST_PROBE = """
+import json, statistics, time, warnings
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+from qtrace_cli.suggest import suggest_skips
+from qtrace_cli.trace import trace_model
+from sample_models.untraceable import RepeatedFailingBlock
+
+model = RepeatedFailingBlock(12)
+trace_model(model)  # warm up imports and caches
+plain = []
+for _ in range(7):
+    started = time.perf_counter()
+    trace_model(model, stack="none")
+    plain.append(time.perf_counter() - started)
+runs = []
+for _ in range(5):
+    answer = suggest_skips(model)
+    runs.append(answer.seconds)
+print(json.dumps({
+    "traces": answer.traces,
+    "answer": [c.__name__ for c in answer.skip_classes] + answer.skip_names,
+    "suggest_s": statistics.median(runs),
+    "plain_s": statistics.median(plain),
+}))
+"""
+
+
+@dataclass
+class SuggestCost:
+    traces: int
+    answer: list[str]
+    suggest_s: float
+    plain_s: float
+
+
+def suggest_cost() -> SuggestCost:
+    """Traces and time of ``suggest`` on 12 instances of a failing block,
+    against one plain trace of the same model, measured in one process."""
+    done = subprocess.run(
+        [PYTHON, "-c", SUGGEST_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return SuggestCost(**json.loads(done.stdout))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -207,6 +255,7 @@ def main() -> None:
     mine, base = alternate(check_cmd, separate, max(rounds // 2, 1))
     figures.append(figure("check of 20 targets --jobs 2 vs 20 shows", mine, base, 0.5))
 
+    cost = suggest_cost()
     help_clean = torch_free_help()
     report = {
         "machine": {
@@ -217,6 +266,7 @@ def main() -> None:
         "rounds": rounds,
         "blocks": blocks,
         "help_imports_torch": not help_clean,
+        "suggest_12_failing_instances": asdict(cost),
         "figures": [asdict(f) for f in figures],
     }
     (ROOT / "benchmarks" / "results.json").write_text(
@@ -231,6 +281,11 @@ def main() -> None:
             f"{f.ratio:7.2f}  {f.target:8}  {'yes' if f.met else 'NO'}"
         )
     print(f"qtrace --help imports torch: {'yes' if not help_clean else 'no'}")
+    print(
+        f"suggest, 12 failing instances: {cost.traces} traces, answer "
+        f"{cost.answer}, {cost.suggest_s:.3f} s = "
+        f"{cost.suggest_s / cost.plain_s:.1f} x one plain trace ({cost.plain_s:.4f} s)"
+    )
     print(f"machine: {report['machine']}")
 
 

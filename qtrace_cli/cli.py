@@ -296,6 +296,9 @@ def show(
             width=width,
         )
         if not outcome.report.ok:
+            error = outcome.report.error
+            if show_traceback and error is not None:
+                sys.stderr.write(error.traceback)
             print_failure(outcome.report, width)
             return 1
         return 0

@@ -99,6 +99,8 @@ class TraceFailure:
     location: Location | None
     suggestion: str | None
     """A flag that would skip the failing module, or None when none can."""
+    traceback: str = field(default="", compare=False, repr=False)
+    """The exception's formatted traceback, for ``--traceback``; never saved."""
 
 
 @dataclass
@@ -150,7 +152,7 @@ class Report:
             "skip_names": self.skip_names,
             "skip_classes": self.skip_classes,
             "ok": self.ok,
-            "error": None if self.error is None else asdict(self.error),
+            "error": None if self.error is None else _error_dict(self.error),
         }
 
     def _tail(self) -> dict[str, Any]:
@@ -204,6 +206,16 @@ class Report:
                 f"{source} is a damaged qtrace report ({type(err).__name__}: {err}); "
                 "write it again with qtrace show TARGET --format json -o FILE."
             ) from None
+
+
+def _error_dict(error: TraceFailure) -> dict[str, Any]:
+    return {
+        "type": error.type,
+        "message": error.message,
+        "module_path": error.module_path,
+        "location": _location_dict(error.location),
+        "suggestion": error.suggestion,
+    }
 
 
 def _location_dict(location: Location | None) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ import gc
 import logging
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -268,6 +269,7 @@ def _failure(
         module_path=module_path,
         location=locator.innermost_in_traceback(err.__traceback__),
         suggestion=suggestion,
+        traceback="".join(traceback.format_exception(err)),
     )
 
 
