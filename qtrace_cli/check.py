@@ -211,21 +211,24 @@ def _hold_to_baseline(
                 baseline.parent.mkdir(parents=True, exist_ok=True)
                 write_atomically(baseline, report_json(report))
             except (OSError, QtraceError) as err:
-                result.problems.append(f"baseline {baseline} not written: {err}")
+                result.problems.append(
+                    f"baseline {shown_path(baseline)} not written: {err}"
+                )
                 return
             result.baseline_written = True
         else:
             result.problems.append(
-                f"baseline {baseline} not written: the model does not trace"
+                f"baseline {shown_path(baseline)} not written: the model does not trace"
             )
         return
     if not baseline.exists():
         result.problems.append(
-            f"baseline {baseline} does not exist; create it with --update-baseline"
+            f"baseline {shown_path(baseline)} does not exist; create it with "
+            "--update-baseline"
         )
         return
     try:
-        saved = read_report(baseline, "baseline")
+        saved = read_report(shown_path(baseline), "baseline")
     except UsageError as err:
         result.problems.append(str(err))
         return
@@ -233,8 +236,16 @@ def _hold_to_baseline(
     if not diff.empty:
         result.diff = diff
         result.problems.append(
-            f"differs from baseline {baseline}: {diff_summary(diff)}"
+            f"differs from baseline {shown_path(baseline)}: {diff_summary(diff)}"
         )
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the current folder when it lies below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def diff_summary(diff: ReportDiff) -> str:

@@ -86,6 +86,38 @@ class ReportDiff:
         }
 
 
+def describe(diff: ReportDiff) -> list[str]:
+    """The differences as plain lines, for JUnit reports and logs."""
+    lines = []
+    if diff.status is not None:
+        before, after = ("traced" if ok else "failed" for ok in diff.status)
+        lines.append(f"trace status: {before} -> {after}")
+    for node in diff.added:
+        lines.append(f"added {_node_words(node)}")
+    for node in diff.removed:
+        lines.append(f"removed {_node_words(node)}")
+    for change in diff.changed:
+        for name in change.fields:
+            before = _field(change.old, name)
+            after = _field(change.new, name)
+            lines.append(f"changed {change.new.name} {name}: {before} -> {after}")
+    for module in diff.modules:
+        before = "absent" if module.old is None else module.old.decision
+        after = "absent" if module.new is None else module.new.decision
+        lines.append(f"module {module.path or '(root)'}: {before} -> {after}")
+    return lines
+
+
+def _node_words(node: NodeInfo) -> str:
+    return f"{node.name} ({node.op} {node.target}) in {node.scope.path or '(root)'}"
+
+
+def _field(node: NodeInfo, name: str) -> str:
+    if name == "scope":
+        return node.scope.path or "(root)"
+    return str(getattr(node, name))
+
+
 def _node_brief(node: NodeInfo) -> dict[str, Any]:
     return {
         "index": node.index,

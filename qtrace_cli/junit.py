@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from qtrace_cli.check import CheckResult
+from qtrace_cli.compare import describe
 
 
 def junit_xml(results: Sequence[CheckResult], seconds: float) -> str:
@@ -39,7 +40,10 @@ def junit_xml(results: Sequence[CheckResult], seconds: float) -> str:
             failure = ET.SubElement(
                 case, "failure", message=result.problems[0] if result.problems else ""
             )
-            failure.text = "\n".join(result.problems)
+            details = list(result.problems)
+            if result.diff is not None:
+                details += ["", *describe(result.diff)]
+            failure.text = "\n".join(details)
         elif result.report is not None:
             out = ET.SubElement(case, "system-out")
             out.text = f"{result.nodes} nodes"

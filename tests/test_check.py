@@ -202,7 +202,8 @@ def test_a_submodule_that_becomes_untraceable_fails(project: Path) -> None:
     out = words(result.stdout)
     assert out.startswith(f"FAIL {RESNET}")
     assert "does not trace: TraceError in layer1.se" in out
-    assert f"differs from baseline {baseline}: traced before" in out
+    # Paths below the current folder are shown relative to it.
+    assert f"differs from baseline {baseline.name}: traced before" in out
     assert "trace status: traced -> failed" in result.stdout
     assert "0 passed, 1 failed" in out
 
@@ -253,7 +254,9 @@ def test_an_added_node_fails_showing_that_node(project: Path) -> None:
     # The new node has two users, the block's first conv and its residual add:
     # they change, and no later node does although the SE blocks' multiplications
     # are renamed (mul -> mul_1).
-    summary = f"differs from baseline {baseline}: 1 node(s) added, 2 node(s) changed"
+    summary = (
+        f"differs from baseline {baseline.name}: 1 node(s) added, 2 node(s) changed"
+    )
     assert summary in out
     assert "nodes added" in result.stdout.splitlines()
     assert "mul call_function operator.mul %stem_2, 2 (root)" in out
@@ -261,6 +264,25 @@ def test_an_added_node_fails_showing_that_node(project: Path) -> None:
     assert "add args %mul, %stem_2 %mul_1, %mul" in out
     assert "nodes removed" not in result.stdout
     assert "module decisions changed" not in result.stdout
+
+
+def test_junit_failure_spells_out_the_difference(project: Path) -> None:
+    baseline = write_baseline(project, RESNET)
+    edit(
+        project / "sample_models" / "resnet.py",
+        "        x = self.stem(x)\n",
+        "        x = self.stem(x)\n        x = x * 2\n",
+    )
+    junit = project / "qtrace.xml"
+
+    result = check(RESNET, "--baseline", str(baseline), "--junit-xml", str(junit))
+
+    assert result.exit_code == 1
+    failure = ET.parse(junit).getroot().find("./testsuite/testcase/failure")
+    assert failure is not None and failure.text is not None
+    lines = failure.text.splitlines()
+    assert "added mul (call_function operator.mul) in (root)" in lines
+    assert "changed layer1_conv1 args: ['%stem_2'] -> ['%mul']" in lines
 
 
 def test_only_volatile_fields_changed_in_the_baseline_passes(project: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from qtrace_cli.compare import compare_reports
+from qtrace_cli.compare import compare_reports, describe
 from qtrace_cli.report import Report
 from qtrace_cli.trace import trace_model
 
@@ -290,3 +290,18 @@ def test_module_present_on_one_side_only(tmp_path: Path) -> None:
         ("extra", None, True)
     ]
     assert diff.added == [] and diff.removed == [] and diff.changed == []
+
+
+def test_describe_lists_each_difference_in_words() -> None:
+    traced = trace(RESNET)
+    skipped = trace(RESNET, ["layer1.se"])
+
+    lines = describe(compare_reports(traced, skipped))
+
+    assert "added layer1_se (call_module layer1.se) in layer1.se" in lines
+    assert "module layer1.se: traced -> leaf" in lines
+    assert "module layer1.se.fc1: leaf -> inside-leaf" in lines
+    assert any(
+        line.startswith("removed mul (call_function operator.mul)") for line in lines
+    )
+    assert describe(compare_reports(traced, traced)) == []
