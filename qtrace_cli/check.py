@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qtrace_cli.compare import ReportDiff, compare_reports
@@ -60,6 +60,20 @@ class CheckResult:
     diff: ReportDiff | None = None
     baseline_written: bool = False
     warnings: list[str] = field(default_factory=list)
+
+
+def checks_for_targets(targets: Sequence[str], flags: ModelCheck) -> list[ModelCheck]:
+    """One check per TARGET, each with the flags given on the command line.
+
+    Raises:
+        UsageError: when one ``--baseline`` is given for several targets.
+    """
+    if flags.baseline is not None and len(targets) > 1:
+        raise UsageError(
+            "--baseline takes one TARGET; list several models with their own "
+            "baselines in [tool.qtrace] in pyproject.toml instead."
+        )
+    return [replace(flags, target=target) for target in targets]
 
 
 def shard(checks: Sequence[ModelCheck], index: int, count: int) -> list[ModelCheck]:

@@ -14,14 +14,11 @@ import warnings
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
 from qtrace_cli.errors import QtraceError, UsageError
-
-if TYPE_CHECKING:
-    from qtrace_cli.report import Report
 
 
 def redirect_stdout_to_stderr() -> contextlib.AbstractContextManager[object]:
@@ -267,9 +264,9 @@ def show(
         if output is not None:
             check_writable(output)
 
-        from qtrace_cli.locations import StackMode
         from qtrace_cli.pipeline import TraceRequest, run_trace
         from qtrace_cli.render.console import print_failure, print_warnings, render
+        from qtrace_cli.report import StackMode
 
         outcome = run_trace(
             TraceRequest(
@@ -421,6 +418,7 @@ def check(
 
         from qtrace_cli.check import (
             ModelCheck,
+            checks_for_targets,
             github_annotations,
             parse_shard,
             run_checks,
@@ -435,14 +433,10 @@ def check(
         shard_of = parse_shard(shard_spec) if shard_spec else None
 
         if targets:
-            if baseline is not None and len(targets) > 1:
-                raise UsageError(
-                    "--baseline takes one TARGET; list several models with their "
-                    "own baselines in [tool.qtrace] in pyproject.toml instead."
-                )
-            checks = [
+            checks = checks_for_targets(
+                targets,
                 ModelCheck(
-                    target=t,
+                    target="",
                     skip_names=tuple(skip_name),
                     skip_classes=tuple(skip_class),
                     init=init,
@@ -452,9 +446,8 @@ def check(
                     expect_leaf=tuple(expect_leaf),
                     expect_traced=tuple(expect_traced),
                     max_nodes=max_nodes,
-                )
-                for t in targets
-            ]
+                ),
+            )
         else:
             from qtrace_cli.config import find_config
 
@@ -507,33 +500,26 @@ def diff(
     def body() -> int:
         import json
 
-        from qtrace_cli.report import read_report
+        from qtrace_cli.pipeline import TraceRequest, report_from
+        from qtrace_cli.render.console import print_warnings
 
-        def side(text: str) -> Report:
-            if text.endswith(".json") or (
-                os.path.isfile(text) and not text.endswith(".py")
-            ):
-                return read_report(text)
-            from qtrace_cli.pipeline import TraceRequest, run_trace
-
-            outcome = run_trace(
-                TraceRequest(
-                    target=text,
-                    skip_names=skip_name,
-                    skip_classes=skip_class,
-                    init=init,
-                    train=train,
-                    concrete_args=concrete_arg,
-                )
-            )
-            from qtrace_cli.render.console import print_warnings
-
+        request = TraceRequest(
+            target="",
+            skip_names=skip_name,
+            skip_classes=skip_class,
+            init=init,
+            train=train,
+            concrete_args=concrete_arg,
+        )
+        sides = []
+        for text in (old, new):
+            outcome = report_from(text, request)
             print_warnings(outcome.warnings)
-            return outcome.report
+            sides.append(outcome.report)
 
         from qtrace_cli.compare import compare_reports
 
-        found = compare_reports(side(old), side(new))
+        found = compare_reports(*sides)
         if output_format is TextOrJson.json:
             sys.stdout.write(json.dumps(found.to_dict(), indent=2) + "\n")
         else:

@@ -15,24 +15,12 @@ import os
 import site
 import sys
 import sysconfig
-from enum import StrEnum
 from pathlib import Path
 from types import FrameType, TracebackType
 
 import torch
 
-from qtrace_cli.report import Location
-
-
-class StackMode(StrEnum):
-    """How much of the stack each node records."""
-
-    USER = "user"
-    """The innermost user frame only."""
-    FULL = "full"
-    """Every user frame, outermost first."""
-    NONE = "none"
-    """No source location."""
+from qtrace_cli.report import Location, StackMode
 
 
 def _internal_prefixes() -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -10,19 +10,21 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from qtrace_cli.errors import UsageError
-from qtrace_cli.locations import StackMode
-from qtrace_cli.report import Report
-from qtrace_cli.skips import ResolvedSkips, resolve_skips
-from qtrace_cli.target import load_model, parse_init, parse_target
-from qtrace_cli.trace import trace_model
+from qtrace_cli.report import Report, StackMode, read_report
+
+# The modules that need torch are imported where they are used, so that
+# comparing two saved reports (`report_from` on JSON files) never imports it.
+if TYPE_CHECKING:
+    import torch
+
+    from qtrace_cli.skips import ResolvedSkips
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,9 @@ def load_for_tracing(
         UsageError: for a malformed TARGET, ``--init``, skip or concrete arg.
         LoadError: when the model cannot be imported or built.
     """
+    from qtrace_cli.skips import resolve_skips
+    from qtrace_cli.target import load_model, parse_init, parse_target
+
     spec = parse_target(target)
     parsed_init = parse_init(init)
     pinned = parse_concrete_args(concrete_args)
@@ -138,6 +143,8 @@ def run_trace(request: TraceRequest) -> TraceOutcome:
         UsageError: for a malformed TARGET, ``--init``, skip or concrete arg.
         LoadError: when the model cannot be imported or built.
     """
+    from qtrace_cli.trace import trace_model
+
     prepared = load_for_tracing(
         request.target,
         request.skip_names,
@@ -156,3 +163,16 @@ def run_trace(request: TraceRequest) -> TraceOutcome:
             stack=request.stack,
         )
     return TraceOutcome(report=report, warnings=prepared.warnings)
+
+
+def report_from(text: str, request: TraceRequest) -> TraceOutcome:
+    """A saved report when ``text`` names a JSON file, else a trace of the
+    TARGET ``text`` with the request's flags.
+
+    Raises:
+        UsageError: for an unreadable report, or bad flags.
+        LoadError: when the model cannot be imported or built.
+    """
+    if text.endswith(".json") or (os.path.isfile(text) and not text.endswith(".py")):
+        return TraceOutcome(report=read_report(text))
+    return run_trace(replace(request, target=text))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,17 @@ OPS = (
     "call_module",
     "output",
 )
+
+
+class StackMode(StrEnum):
+    """How much of the stack each node records."""
+
+    USER = "user"
+    """The innermost user frame only."""
+    FULL = "full"
+    """Every user frame, outermost first."""
+    NONE = "none"
+    """No source location."""
 
 
 @dataclass(frozen=True)

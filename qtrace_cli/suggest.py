@@ -23,10 +23,9 @@ from typing import Any
 
 import torch
 
-from qtrace_cli.locations import StackMode
 from qtrace_cli.module_tree import walk_modules
 from qtrace_cli.naming import qualified_name
-from qtrace_cli.report import Location, Report
+from qtrace_cli.report import Location, Report, StackMode
 from qtrace_cli.trace import trace_model
 from qtrace_cli.tracer import base_tracer_class
 

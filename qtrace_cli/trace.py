@@ -16,7 +16,7 @@ import torch
 
 from qtrace_cli.arguments import encode_argument, format_target
 from qtrace_cli.leaf_rule import leaf_reasons
-from qtrace_cli.locations import Locator, StackMode
+from qtrace_cli.locations import Locator
 from qtrace_cli.module_tree import ancestors_of, set_training, walk_modules
 from qtrace_cli.naming import qualified_name
 from qtrace_cli.report import (
@@ -25,6 +25,7 @@ from qtrace_cli.report import (
     Report,
     Scope,
     StackEntry,
+    StackMode,
     Summary,
     TraceFailure,
 )

@@ -17,7 +17,8 @@ import rich
 import torch
 
 import qtrace_cli.trace
-from qtrace_cli.locations import FrameFilter, Locator, StackMode
+from qtrace_cli.locations import FrameFilter, Locator
+from qtrace_cli.report import StackMode
 
 FRAMES = """\
 import json
