@@ -4,6 +4,7 @@ tables, JSON, and reports that cannot be read."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -303,3 +304,22 @@ def test_a_report_with_a_wrongly_typed_field_names_the_file(
     assert "internal error" not in result.stderr
     assert result.exit_code == 2
     assert str(bad) in result.stderr
+
+
+def test_diff_of_two_saved_reports_never_imports_torch(
+    reports: dict[str, Path],
+) -> None:
+    saved = str(next(iter(reports.values())))
+    probe = (
+        "import sys\n"
+        "from qtrace_cli.cli import app\n"
+        f"try:\n    app(['diff', {saved!r}, {saved!r}], prog_name='qtrace')\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        "sys.stderr.write(f'{code} {\"torch\" in sys.modules}')\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+
+    assert done.stderr.strip().endswith("0 False"), done.stderr
