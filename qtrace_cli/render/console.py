@@ -46,6 +46,9 @@ def render(
         TableRenderer(width) if output_format == "table" else RENDERERS[output_format]()
     )
     view = View(sections=sections, scope=scope, op=op)
+    warning = view.scope_warning(report)
+    if warning:
+        print_warnings([warning])
     if output is None:
         renderer.render(report, view, sys.stdout)
         return
@@ -58,7 +61,10 @@ def print_warnings(warnings: Iterable[str]) -> None:
     """Print each warning on stderr."""
     console = make_console(sys.stderr)
     for warning in warnings:
-        console.print(Text("warning: ", style="bold yellow") + Text(warning))
+        # One line per warning, so that it greps whole; the terminal wraps it.
+        console.print(
+            Text("warning: ", style="bold yellow") + Text(warning), soft_wrap=True
+        )
 
 
 def print_failure(report: Report, width: int | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from qtrace_cli.report import ModuleInfo, NodeInfo, Report
@@ -28,6 +29,15 @@ class View:
             if (self.op is None or node.op == self.op)
             and (self.scope is None or in_subtree(node.scope.path, self.scope))
         ]
+
+    def scope_warning(self, report: Report) -> str | None:
+        """A warning when ``scope`` names no module of the report."""
+        if not self.scope or any(m.path == self.scope for m in report.modules):
+            return None
+        paths = [m.path for m in report.modules if m.path]
+        close = difflib.get_close_matches(self.scope, paths, n=3, cutoff=0.5)
+        hint = ("closest: " + ", ".join(close)) if close else "the tables are empty"
+        return f"--scope {self.scope} is not a module path in this model; {hint}."
 
     def modules(self, report: Report) -> list[ModuleInfo]:
         """The report's modules that lie in the ``scope`` subtree."""
