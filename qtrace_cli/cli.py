@@ -451,6 +451,25 @@ def check(
         else:
             from qtrace_cli.config import find_config
 
+            per_model = {
+                "--skip-name": skip_name,
+                "--skip-class": skip_class,
+                "--init": init,
+                "--train": train,
+                "--concrete-arg": concrete_arg,
+                "--baseline": baseline,
+                "--expect-leaf": expect_leaf,
+                "--expect-traced": expect_traced,
+                "--max-nodes": max_nodes,
+            }
+            given = [flag for flag, value in per_model.items() if value]
+            if given:
+                raise UsageError(
+                    f"{', '.join(given)}: these flags work only with TARGETs on "
+                    "the command line; for the models in [tool.qtrace], set them "
+                    "in each model's table (skip_names, baseline, ...) instead."
+                )
+
             config = find_config()
             checks = config.checks
             # Targets in the table are named from the project's root, as they
