@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from torch.ao.quantization.fx.tracer import QuantizationTracer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import build  # noqa: E402
+from synthetic import build  # type: ignore[import-not-found]  # noqa: E402
 
 model = build(int(sys.argv[1])).eval()
 graph = QuantizationTracer([], []).trace(model)

@@ -181,7 +181,7 @@ def test_format_target_of_unusual_callables(graph: torch.fx.Graph) -> None:
     x = graph.placeholder("x")
     lam = graph.call_function(lambda v: v, (x,))
     for node in (unhashable, lam):
-        text = format_target(node)  # type: ignore[arg-type]
+        text = format_target(node)
         assert isinstance(text, str) and text
 
 

@@ -235,9 +235,10 @@ def test_a_submodule_becoming_a_leaf_is_a_module_change() -> None:
     assert se.new.type == "sample_models.blocks.SE"
     # Its children are no longer visited.
     for child in ("layer1.se.pool", "layer1.se.fc1", "layer1.se.gate"):
-        assert by_path[child].old is not None and by_path[child].new is not None
-        assert by_path[child].old.decision == "leaf"
-        assert by_path[child].new.decision == "inside-leaf"
+        change = by_path[child]
+        assert change.old is not None and change.new is not None
+        assert change.old.decision == "leaf"
+        assert change.new.decision == "inside-leaf"
     assert set(by_path) <= {"layer1.se"} | {
         m.path for m in traced.modules if m.path.startswith("layer1.se.")
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,7 @@ def test_leaf_rule_equals_torch_on_every_module(
 ) -> None:
     from sample_models.blocks import Gate
 
-    classes = [*skip_classes, Gate]
+    classes: list[Callable[..., Any]] = [*skip_classes, Gate]
     ours = FallbackQuantizationTracer(list(skip_names), classes)
     theirs = QuantizationTracer(list(skip_names), classes)
     rows = every_sample_module() + [("extra", "x", m) for _, m in EXTRA_MODULES]

@@ -106,7 +106,7 @@ def models_and_skips(draw: st.DrawFn) -> tuple[nn.Module, list[str], list[type]]
     model = root_of(draw(_specs()))
     paths = [path for path, _ in walk_modules(model) if path]
     names = draw(st.lists(st.sampled_from(paths), max_size=3, unique=True))
-    classes = draw(
+    classes: list[type] = draw(
         st.lists(st.sampled_from([Block, OtherBlock, Branchy]), max_size=2, unique=True)
     )
     return model, names, classes

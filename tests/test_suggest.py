@@ -26,6 +26,7 @@ from qtrace_cli import suggest as suggest_module
 from qtrace_cli.cli import app
 from qtrace_cli.naming import qualified_name
 from qtrace_cli.suggest import SUGGEST_SCHEMA, Suggestion, suggest_skips
+from qtrace_cli.trace import trace_model
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -370,7 +371,7 @@ def record_search(
     the skips each observed trace ran with."""
     progress: list[tuple[int, str]] = []
     skips: list[tuple[list[str], list[type]]] = []
-    real = suggest_module.trace_model
+    real = trace_model
 
     def spy(model: torch.nn.Module, names: Any, classes: Any, **kwargs: Any) -> Any:
         skips.append((list(names), list(classes)))

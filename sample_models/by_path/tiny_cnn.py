@@ -4,7 +4,7 @@ it imports its layers from a sibling file, not from a package."""
 from __future__ import annotations
 
 import torch
-from tiny_layers import ConvBlock
+from tiny_layers import ConvBlock  # type: ignore[import-not-found]
 from torch import nn
 
 
