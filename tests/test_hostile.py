@@ -151,7 +151,11 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_old_file(tmp_path: Path) -
 
             def forward(self, x):
                 Path("started").write_text("yes")
-                time.sleep(60)
+                # Busy for a minute in Python, as a slow trace is. (One long
+                # sleep would not do: a library thread, such as OpenBLAS's, may
+                # take the signal, and Python only acts on it between bytecodes.)
+                for _ in range(600):
+                    time.sleep(0.1)
                 return self.fc(x)
         """,
     )
@@ -164,8 +168,12 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_old_file(tmp_path: Path) -
     deadline = time.monotonic() + 60
     while not (tmp_path / "started").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=60)
+    try:
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.communicate()
 
     assert child.returncode == 130
     assert err.strip().splitlines() == ["qtrace: interrupted"]
