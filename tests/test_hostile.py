@@ -135,6 +135,10 @@ def test_model_printing_everywhere_keeps_json_stdout_clean(tmp_path: Path) -> No
     assert "building" in err and "tracing" in err
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_with_one_line_and_keeps_the_old_file(tmp_path: Path) -> None:
     write(
         tmp_path,
@@ -163,7 +167,12 @@ def test_ctrl_c_exits_130_with_one_line_and_keeps_the_old_file(tmp_path: Path) -
     previous.write_text('{"previous": true}\n')
 
     child = qtrace(
-        ["show", "slow.py:Slow", "--format", "json", "-o", "report.json"], tmp_path
+        ["show", "slow.py:Slow", "--format", "json", "-o", "report.json"],
+        tmp_path,
+        # A test run started in the background of a shell inherits SIGINT as
+        # ignored, and Python keeps it so; give the child the default, as a
+        # terminal would.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
     while not (tmp_path / "started").exists() and time.monotonic() < deadline:
