@@ -58,3 +58,10 @@ def ancestors_of(paths: Iterable[str]) -> set[str]:
                 break
             found.add(path)
     return found
+
+
+def in_subtree(path: str, prefix: str) -> bool:
+    """Whether module ``path`` is ``prefix`` or lies below it ("" is the root)."""
+    if not prefix:
+        return True
+    return path == prefix or path.startswith(prefix + ".")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from qtrace_cli.module_tree import walk_modules
+from qtrace_cli.module_tree import in_subtree, walk_modules
 from qtrace_cli.naming import qualified_name
 from qtrace_cli.report import Location, Report, StackMode
 from qtrace_cli.trace import trace_model
@@ -58,6 +58,9 @@ class SkipCost:
     """Skipped module instances."""
     inner_modules: Counter[str] = field(default_factory=Counter)
     """Classes of the submodules inside them, which stay in float too."""
+    ops_seen: int = 0
+    """Operations inside them that the failed traces reached before failing: a
+    lower bound, since tracing stops where a module cannot be traced."""
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Suggestion:
                     "entry": c.entry,
                     "modules": c.modules,
                     "inner_modules": dict(c.inner_modules),
+                    "ops_seen": c.ops_seen,
                 }
                 for c in self.costs
             ],
@@ -148,6 +152,10 @@ class _Search:
         )
         self._seen[key] = report
         return report
+
+    def failed_reports(self) -> list[Report]:
+        """Every report of a trace that failed, in the order they ran."""
+        return [report for report in self._seen.values() if not report.ok]
 
     def traces_ok(
         self, names: Sequence[str], classes: Sequence[type], why: str
@@ -254,7 +262,9 @@ def suggest_skips(
         seconds=time.perf_counter() - started,
         given_names=given_names,
         given_classes=given_classes,
-        costs=_costs(final, names, classes, given_names, given_classes),
+        costs=_costs(
+            final, search.failed_reports(), names, classes, given_names, given_classes
+        ),
         report=final,
     )
 
@@ -321,17 +331,16 @@ def _narrow_classes(
 
 def _costs(
     report: Report,
+    failed: list[Report],
     names: list[str],
     classes: list[type],
     given_names: list[str],
     given_classes: list[type],
 ) -> list[SkipCost]:
     costs = []
-    by_path = {m.path: m for m in report.modules}
     for name in names:
-        if name in given_names:
-            continue
-        costs.append(_cost_of(f"--skip-name {name}", [name], report, by_path))
+        if name not in given_names:
+            costs.append(_cost_of(f"--skip-name {name}", [name], report, failed))
     for cls in classes:
         if cls in given_classes:
             continue
@@ -339,14 +348,15 @@ def _costs(
         paths = [
             m.path for m in report.modules if m.type == wanted and m.decision == "leaf"
         ]
-        costs.append(
-            _cost_of(f"--skip-class {qualified_name(cls)}", paths, report, by_path)
-        )
+        costs.append(_cost_of(f"--skip-class {wanted}", paths, report, failed))
     return costs
 
 
+_OPERATIONS = ("call_function", "call_method", "call_module")
+
+
 def _cost_of(
-    entry: str, paths: list[str], report: Report, by_path: dict[str, Any]
+    entry: str, paths: list[str], report: Report, failed: list[Report]
 ) -> SkipCost:
     inner: Counter[str] = Counter()
     for module in report.modules:
@@ -354,7 +364,20 @@ def _cost_of(
             module.path.startswith(p + ".") for p in paths
         ):
             inner[module.type.rsplit(".", 1)[-1]] += 1
-    return SkipCost(entry=entry, modules=len(paths), inner_modules=inner)
+
+    ops_seen = 0
+    for path in paths:
+        ops_seen += max(
+            (
+                sum(
+                    node.op in _OPERATIONS and in_subtree(node.scope.path, path)
+                    for node in attempt.nodes
+                )
+                for attempt in failed
+            ),
+            default=0,
+        )
+    return SkipCost(entry, len(paths), inner, ops_seen)
 
 
 def _root_hint(model: torch.nn.Module, failure: Failure | None) -> str | None:

@@ -499,6 +499,8 @@ def test_json_answer_of_the_repeated_block_is_the_class() -> None:
             "entry": "--skip-class sample_models.untraceable.Clamp",
             "modules": 12,
             "inner_modules": {},
+            # Each instance made max() and gt before `if` stopped its trace.
+            "ops_seen": 24,
         }
     ]
 
@@ -554,20 +556,23 @@ def test_table_prints_the_flags_and_a_working_prepare_custom_config(
     [
         (
             f"{UNTRACEABLE}:NestedFailure",
-            "--skip-name branch.gate: 1 module, containing 1 Conv2d",
+            "--skip-name branch.gate: 1 module, containing 1 Conv2d; at least 3 "
+            "operations inside",
         ),
         (
             f"{UNTRACEABLE}:FailureInsideFailure",
-            "--skip-name outer: 1 module, containing 2 Conv2d, 1 Gate",
+            "--skip-name outer: 1 module, containing 2 Conv2d, 1 Gate; at least 3 "
+            "operations inside",
         ),
         (
             "sample_models.mixer:Mixer",
             "--skip-class sample_models.blocks.TokenMixer: 4 modules, containing "
-            "4 LayerNorm, 4 Linear",
+            "4 LayerNorm, 4 Linear; at least 4 operations inside",
         ),
         (
             f"{UNTRACEABLE}:RepeatedFailingBlock",
-            "--skip-class sample_models.untraceable.Clamp: 12 modules",
+            "--skip-class sample_models.untraceable.Clamp: 12 modules; at least 24 "
+            "operations inside",
         ),
     ],
 )
@@ -661,3 +666,23 @@ def test_long_flags_stay_on_one_line(long_names_target: str) -> None:
     assert result.exit_code == 0, result.stderr
     flags = " ".join(f"--skip-name {n}" for n in LONG_NAMES)
     assert "  " + flags in result.stdout.splitlines()
+
+
+def test_cost_counts_the_operations_seen_inside_a_skipped_module() -> None:
+    from sample_models.gated import GatedNet
+
+    model = GatedNet()
+    answer = suggest_skips(model)
+    failed = trace_model(model)
+
+    assert answer.skip_names == ["stages.1.gate"]
+    (cost,) = answer.costs
+    # The gate's forward made abs, sum and eq before `if` stopped the trace.
+    inside = [
+        n.name
+        for n in failed.nodes
+        if n.scope.path == "stages.1.gate" and n.op != "placeholder"
+    ]
+    assert cost.ops_seen == len(inside) == 3
+    assert cost.inner_modules == {"Conv2d": 1}
+    assert answer.to_dict()["costs"][0]["ops_seen"] == 3

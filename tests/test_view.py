@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qtrace_cli.render.view import View, in_subtree
+from qtrace_cli.module_tree import in_subtree
+from qtrace_cli.render.view import View
 from qtrace_cli.report import Report
 from qtrace_cli.trace import trace_model
 from sample_models.resnet import TinyResNet

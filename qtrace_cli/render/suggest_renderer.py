@@ -71,10 +71,18 @@ def render_suggestion(
                     f"{n} {cls}" for cls, n in sorted(cost.inner_modules.items())
                 )
                 count = f"{cost.modules} module{'s' if cost.modules != 1 else ''}"
+                ops = (
+                    f"; at least {cost.ops_seen} operation"
+                    f"{'s' if cost.ops_seen != 1 else ''} inside"
+                    if cost.ops_seen
+                    else ""
+                )
                 text.print(
                     f"  {cost.entry}: {count}"
-                    + (f", containing {inner}" if inner else ""),
+                    + (f", containing {inner}" if inner else "")
+                    + ops,
                     markup=False,
+                    soft_wrap=True,
                 )
     text.print(
         f"\n{suggestion.traces} trace{'s' if suggestion.traces != 1 else ''} in "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from qtrace_cli.module_tree import in_subtree
 from qtrace_cli.report import ModuleInfo, NodeInfo, Report
 
 SECTIONS = ("summary", "graph", "leaves", "scopes")
@@ -44,10 +45,3 @@ class View:
         if self.scope is None:
             return report.modules
         return [m for m in report.modules if in_subtree(m.path, self.scope)]
-
-
-def in_subtree(path: str, prefix: str) -> bool:
-    """Whether module ``path`` is ``prefix`` or lies below it ("" is the root)."""
-    if not prefix:
-        return True
-    return path == prefix or path.startswith(prefix + ".")
