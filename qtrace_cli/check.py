@@ -8,10 +8,8 @@ its report has the same structure as its baseline.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
-import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -21,8 +19,9 @@ from pathlib import Path
 
 from qtrace_cli.compare import ReportDiff, compare_reports
 from qtrace_cli.errors import QtraceError, UsageError
+from qtrace_cli.naming import short_name
 from qtrace_cli.output_file import write_atomically
-from qtrace_cli.report import Report, read_report, report_json
+from qtrace_cli.report import Report, read_report
 
 
 @dataclass(frozen=True)
@@ -152,17 +151,16 @@ def check_model(check: ModelCheck, update_baseline: bool = False) -> CheckResult
 
     started = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            outcome = run_trace(
-                TraceRequest(
-                    target=check.target,
-                    skip_names=check.skip_names,
-                    skip_classes=check.skip_classes,
-                    init=check.init,
-                    train=check.train,
-                    concrete_args=check.concrete_args,
-                )
+        outcome = run_trace(
+            TraceRequest(
+                target=check.target,
+                skip_names=check.skip_names,
+                skip_classes=check.skip_classes,
+                init=check.init,
+                train=check.train,
+                concrete_args=check.concrete_args,
             )
+        )
     except QtraceError as err:
         return CheckResult(
             check, ok=False, problems=[str(err)], seconds=time.perf_counter() - started
@@ -191,7 +189,7 @@ def expectation_problems(check: ModelCheck, report: Report) -> list[str]:
         error = report.error
         where = f" in {error.module_path}" if error.module_path else " in forward"
         problems.append(
-            f"does not trace: {error.type.rsplit('.', 1)[-1]}{where}: {error.message}"
+            f"does not trace: {short_name(error.type)}{where}: {error.message}"
         )
     decisions = {m.path: m.decision for m in report.modules}
     for path, wanted in _expected(check):
@@ -223,7 +221,7 @@ def _hold_to_baseline(
         if report.ok:
             try:
                 baseline.parent.mkdir(parents=True, exist_ok=True)
-                write_atomically(baseline, report_json(report))
+                write_atomically(baseline, report.to_json())
             except (OSError, QtraceError) as err:
                 result.problems.append(
                     f"baseline {shown_path(baseline)} not written: {err}"

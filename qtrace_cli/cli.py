@@ -20,12 +20,6 @@ import typer
 
 from qtrace_cli.errors import QtraceError, UsageError
 
-
-def redirect_stdout_to_stderr() -> contextlib.AbstractContextManager[object]:
-    """Keep whatever the model prints out of stdout, which carries the report."""
-    return contextlib.redirect_stdout(sys.stderr)
-
-
 app = typer.Typer(
     name="qtrace",
     help="See how torch's FX quantization tracer sees your model.",
@@ -333,7 +327,8 @@ def suggest(
             target, skip_name, skip_class, init=init, concrete_args=concrete_arg
         )
         print_warnings(prepared.warnings)
-        with progress_on_stderr() as progress, redirect_stdout_to_stderr():
+        # Whatever the model prints stays off stdout, which carries the answer.
+        with progress_on_stderr() as progress, contextlib.redirect_stdout(sys.stderr):
             suggestion = suggest_skips(
                 prepared.model,
                 prepared.skips.names,

@@ -397,8 +397,3 @@ def read_report(path: str | Path, what: str = "report") -> Report:
             "FILE (or check --update-baseline)."
         ) from None
     return Report.from_dict(data, source=f"{what} {path}")
-
-
-def report_json(report: Report) -> str:
-    """The report as JSON text (see `Report.to_json`)."""
-    return report.to_json()

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from qtrace_cli.module_tree import in_subtree, walk_modules
-from qtrace_cli.naming import qualified_name
+from qtrace_cli.naming import qualified_name, short_name
 from qtrace_cli.report import Location, Report, StackMode
 from qtrace_cli.trace import trace_model
 from qtrace_cli.tracer import base_tracer_class
@@ -196,8 +196,11 @@ def suggest_skips(
     given_names, given_classes = list(skip_names), list(skip_classes)
     names, classes = list(given_names), list(given_classes)
     failures: list[Failure] = []
-    instances = _instances_by_class(model)
     path_types = {path: type(module) for path, module in walk_modules(model)}
+    instances: dict[type, list[str]] = {}
+    for path, cls in path_types.items():
+        if path:
+            instances.setdefault(cls, []).append(path)
 
     report = search.trace(names, classes, "tracing as given")
     root_failure: Failure | None = None
@@ -269,14 +272,6 @@ def suggest_skips(
     )
 
 
-def _instances_by_class(model: torch.nn.Module) -> dict[type, list[str]]:
-    found: dict[type, list[str]] = {}
-    for path, module in walk_modules(model):
-        if path:
-            found.setdefault(type(module), []).append(path)
-    return found
-
-
 def _minimise(
     search: _Search,
     names: list[str],
@@ -306,14 +301,14 @@ def _narrow_classes(
     instances: dict[type, list[str]],
 ) -> tuple[list[str], list[type]]:
     """Replace a found class by its failing instances unless all of them fail."""
+    # Only instances the tracer reached as skipped leaves can fail; the rest sit
+    # inside other skipped modules or are never called.
+    reached = {
+        m.path
+        for m in report.modules
+        if m.decision == "leaf" and "skip-class" in m.reasons
+    }
     for cls in [c for c in classes if c not in given_classes]:
-        # Only instances the tracer reached as skipped leaves can fail; the rest
-        # sit inside other skipped modules or are never called.
-        reached = {
-            m.path
-            for m in report.modules
-            if m.decision == "leaf" and "skip-class" in m.reasons
-        }
         candidates = [p for p in instances.get(cls, []) if p in reached]
         rest_classes = [c for c in classes if c is not cls]
         needed = []
@@ -363,7 +358,7 @@ def _cost_of(
         if module.decision == "inside-leaf" and any(
             module.path.startswith(p + ".") for p in paths
         ):
-            inner[module.type.rsplit(".", 1)[-1]] += 1
+            inner[short_name(module.type)] += 1
 
     ops_seen = 0
     for path in paths:

@@ -24,7 +24,7 @@ from torch import nn
 from torch.ao.quantization.fx.tracer import QuantizationTracer
 
 from qtrace_cli.errors import UsageError
-from qtrace_cli.report import Report, report_json
+from qtrace_cli.report import Report
 from qtrace_cli.target import load_model, parse_target
 from qtrace_cli.trace import trace_model
 
@@ -405,7 +405,7 @@ def test_report_json_round_trip(traced: Traced) -> None:
     report = traced.report
     text = json.dumps(report.to_dict(), allow_nan=False)
     assert Report.from_dict(json.loads(text)) == report
-    assert Report.from_dict(json.loads(report_json(report))) == report
+    assert Report.from_dict(json.loads(report.to_json())) == report
 
 
 # --- decisions and reasons of particular modules ------------------------------

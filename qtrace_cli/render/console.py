@@ -42,10 +42,8 @@ def render(
     width: int | None = None,
 ) -> None:
     """Render ``report`` to stdout, or atomically to ``output``."""
-    renderer = (
-        TableRenderer(width) if output_format == "table" else RENDERERS[output_format]()
-    )
-    view = View(sections=sections, scope=scope, op=op)
+    renderer = RENDERERS[output_format]()
+    view = View(sections=sections, scope=scope, op=op, width=width)
     warning = view.scope_warning(report)
     if warning:
         print_warnings([warning])

@@ -57,12 +57,9 @@ def table_width(console: Console, width: int | None) -> int:
 class TableRenderer:
     """Writes the chosen sections as tables."""
 
-    def __init__(self, width: int | None = None) -> None:
-        self.width = width
-
     def render(self, report: Report, view: View, out: TextIO) -> None:
         console = make_console(out)
-        width = table_width(console, self.width)
+        width = table_width(console, view.width)
         colours = table_colours(console)
         if "summary" in view.sections:
             make_console(out, width).print(summary_text(report))

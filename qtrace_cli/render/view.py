@@ -20,6 +20,8 @@ class View:
     """Keep nodes whose scope, and modules whose path, lie in this subtree."""
     op: str | None = None
     """Keep nodes of this opcode only."""
+    width: int | None = None
+    """Table width in columns; None for the console's own."""
     extra: dict[str, str] = field(default_factory=dict)
 
     def nodes(self, report: Report) -> list[NodeInfo]:
